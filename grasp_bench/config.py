@@ -1,0 +1,200 @@
+"""Experiment and recipe YAML, validated by pydantic, with errors that name file, line and field.
+
+A wrong key is an error (``extra="forbid"``), never silently ignored. Every validation error is
+mapped back to the YAML line of the offending field (or of its nearest existing parent), so a
+user reads ``baselines/grasp.yaml:7 config.rank: must be > 0`` and knows where to look.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Loc = tuple[Any, ...]
+
+
+class ConfigError(ValueError):
+    """A configuration problem, already formatted as ``file:line field: message`` lines."""
+
+
+class StrictModel(BaseModel):
+    """Base for every config model: unknown keys are errors, fields documented."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+# --------------------------------------------------------------------------------------------
+# YAML with line numbers
+
+
+def _line_map(node: yaml.Node, prefix: Loc = ()) -> dict[Loc, int]:
+    """Map every key path in a composed YAML tree to its 1-based line."""
+    lines: dict[Loc, int] = {prefix: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = (*prefix, key_node.value)
+            lines.update(_line_map(value_node, path))
+            lines[path] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines.update(_line_map(item, (*prefix, i)))
+    return lines
+
+
+def load_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
+    """Load YAML and the line of each key path; syntax errors name the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark else 1
+        raise ConfigError(f"{path}:{line}: invalid YAML: {exc.problem}") from exc
+    return data, (_line_map(node) if node is not None else {(): 1})
+
+
+def _line_for(loc: Loc, lines: dict[Loc, int]) -> int:
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in lines:
+            return lines[loc[:cut]]
+    return 1
+
+
+def _format_loc(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<root>"
+
+
+def format_validation_error(
+    exc: ValidationError, path: Path, lines: dict[Loc, int], prefix: Loc = ()
+) -> ConfigError:
+    messages = []
+    for err in exc.errors():
+        # pydantic appends the tagged-union/function name to loc for some errors; keep data keys
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        full = (*prefix, *loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; allowed keys are in the docs)"
+        msg = msg.removeprefix("Value error, ")
+        messages.append(f"{path}:{_line_for(full, lines)} {_format_loc(full)}: {msg}")
+    return ConfigError("\n".join(messages))
+
+
+def validate_as(model: type[BaseModel], data: Any, path: Path, lines: dict[Loc, int], prefix: Loc = ()):
+    """Validate ``data`` (found at ``prefix`` inside ``path``) as ``model``, or raise ConfigError."""
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        raise format_validation_error(exc, path, lines, prefix) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Experiment config
+
+
+class TrainConfig(StrictModel):
+    """Training settings shared by every method of an experiment, so methods differ only where
+    they claim to."""
+
+    steps: int = Field(60, gt=0, description="Optimiser steps.")
+    batch_size: int = Field(8, gt=0, description="Sequences per step.")
+    lr: float = Field(5e-4, gt=0, description="Peak learning rate (AdamW).")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    warmup_steps: int = Field(5, ge=0, description="Linear warm-up steps.")
+    max_length: int = Field(256, gt=8, description="Token limit per training sequence.")
+    checkpoint_every: int = Field(20, gt=0, description="Save a resumable checkpoint this often.")
+    threads: int | None = Field(None, gt=0, description="torch CPU threads (None: torch default).")
+
+
+class GenerationConfig(StrictModel):
+    """Sampling settings, recorded with every completion."""
+
+    max_tokens: int = Field(48, gt=0, description="New tokens per completion.")
+    temperature: float = Field(0.0, ge=0, description="0 is greedy.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
+    samples: int = Field(1, gt=0, description="Completions per prompt.")
+    max_model_len: int = Field(1024, gt=0, description="vLLM context length.")
+    backend: Literal["vllm"] = Field("vllm", description="Generation back end.")
+
+
+class DataConfig(StrictModel):
+    """Sizes of the generated data sets."""
+
+    n_train: int = Field(240, gt=0, description="Training examples.")
+    n_eval_task: int = Field(50, gt=0, description="Held-out in-domain prompts (task score).")
+    n_eval_drift: int = Field(40, gt=0, description="Unrelated prompts (drift).")
+
+
+class MethodRef(StrictModel):
+    """A method of the experiment: a recipe from ``baselines/`` plus optional overrides."""
+
+    name: str = Field(description="Label of this row in the results (unique in the experiment).")
+    recipe: str | None = Field(None, description="Recipe YAML path; default baselines/<name>.yaml.")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="Keys of recipe config.")
+
+
+class ExperimentConfig(StrictModel):
+    """One experiment: task x methods x model x seeds x judge."""
+
+    name: str = Field(description="Run id; outputs go to <output_dir>/<name>/.")
+    model: str = Field("default", description="'default' (embedded), an HF model id or a path.")
+    task: Literal["toy"] = Field("toy", description="Benchmark task.")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="Seeds.")
+    methods: list[str | MethodRef] = Field(min_length=1, description="Methods to compare.")
+    judge: Literal["offline"] = Field("offline", description="Judge that scores completions.")
+    output_dir: str = Field("runs", description="Where run directories go.")
+    trust_remote_code: bool = Field(False, description="Only for models you trust.")
+    plugins: list[str] = Field(default_factory=list, description="Modules that register methods.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", v):
+            raise ValueError("must be letters, digits, '.', '_' or '-' (it names a directory)")
+        return v
+
+    def method_refs(self) -> list[MethodRef]:
+        refs = [MethodRef(name=m) if isinstance(m, str) else m for m in self.methods]
+        names = [r.name for r in refs]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"methods: duplicate names {dupes}")
+        return refs
+
+
+class LoadedExperiment(BaseModel):
+    """An experiment config plus where it came from (for error messages and recipes)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    config: ExperimentConfig
+    path: Path
+    lines: dict[Loc, int]
+
+
+def load_experiment(path: Path) -> LoadedExperiment:
+    path = Path(path)
+    data, lines = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1 <root>: expected a mapping of experiment settings")
+    config = validate_as(ExperimentConfig, data, path, lines)
+    try:
+        config.method_refs()
+    except ValueError as exc:
+        raise ConfigError(f"{path}:{_line_for(('methods',), lines)} {exc}") from None
+    return LoadedExperiment(config=config, path=path, lines=lines)

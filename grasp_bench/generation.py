@@ -1,0 +1,126 @@
+"""Completions from vLLM: one engine start serves the base model and every LoRA adapter.
+
+vLLM runs in a child process (``python -m grasp_bench.generation SPEC``): it needs a
+``__main__`` guard for its workers, and its memory is returned when the child exits. Each
+(adapter) output is written atomically as its own JSONL, so an interrupted stage resumes with
+only the adapters that are missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from grasp_bench.config import GenerationConfig
+from grasp_bench.store import atomic_write_json, atomic_write_jsonl, read_jsonl
+
+
+def _sampling_record(cfg: GenerationConfig, seed: int) -> dict[str, Any]:
+    return {
+        "temperature": cfg.temperature,
+        "top_p": cfg.top_p,
+        "max_tokens": cfg.max_tokens,
+        "n": cfg.samples,
+        "seed": seed,
+        "backend": "vllm",
+    }
+
+
+def generate_all(
+    model_path: str,
+    targets: dict[str, str | None],
+    prompts: list[dict[str, Any]],
+    cfg: GenerationConfig,
+    seed: int,
+    out_dir: Path,
+    max_lora_rank: int = 8,
+    trust_remote_code: bool = False,
+) -> dict[str, Path]:
+    """Generate completions for every target (name -> adapter dir, or None for the base).
+
+    Returns name -> JSONL path. Targets already written are not generated again.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = {name: out_dir / f"{name}.jsonl" for name in targets}
+    missing = {n: a for n, a in targets.items() if not outputs[n].exists()}
+    if missing:
+        spec = {
+            "model": model_path,
+            "targets": missing,
+            "prompts": prompts,
+            "sampling": _sampling_record(cfg, seed),
+            "max_model_len": cfg.max_model_len,
+            "max_lora_rank": max_lora_rank,
+            "trust_remote_code": trust_remote_code,
+            "out_dir": str(out_dir),
+        }
+        spec_path = out_dir / "spec.json"
+        atomic_write_json(spec_path, spec)
+        env = {**os.environ, "VLLM_CONFIGURE_LOGGING": os.environ.get("VLLM_CONFIGURE_LOGGING", "1")}
+        proc = subprocess.run([sys.executable, "-m", "grasp_bench.generation", str(spec_path)],
+                              env=env, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"vLLM generation failed (exit {proc.returncode}); see its log above")
+    return outputs
+
+
+def _lora_rank(adapter: str) -> int:
+    return int(json.loads((Path(adapter) / "adapter_config.json").read_text())["r"])
+
+
+def _run(spec: dict[str, Any]) -> None:
+    from tqdm.auto import tqdm
+    from vllm import LLM, SamplingParams
+    from vllm.lora.request import LoRARequest
+
+    adapters = {n: a for n, a in spec["targets"].items() if a}
+    max_rank = max([spec["max_lora_rank"], *(_lora_rank(a) for a in adapters.values())])
+    # vLLM accepts LoRA ranks from a fixed set; take the smallest that fits.
+    max_rank = next(r for r in (8, 16, 32, 64, 128, 256, 320, 512) if r >= max_rank)
+    s = spec["sampling"]
+    llm = LLM(
+        model=spec["model"],
+        enable_lora=bool(adapters),
+        max_lora_rank=max_rank,
+        max_loras=max(1, min(4, len(adapters))),
+        max_model_len=spec["max_model_len"],
+        seed=s["seed"],
+        gpu_memory_utilization=0.4,
+        trust_remote_code=spec["trust_remote_code"],
+    )
+    params = SamplingParams(
+        temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"], n=s["n"],
+        seed=s["seed"],
+    )
+    prompts = spec["prompts"]
+    for i, (name, adapter) in enumerate(tqdm(spec["targets"].items(), desc="generate")):
+        lora = LoRARequest(name, i + 1, adapter) if adapter else None
+        outs = llm.chat([p["messages"] for p in prompts], params, lora_request=lora, use_tqdm=True)
+        rows = []
+        for prompt, out in zip(prompts, outs, strict=True):
+            for k, sample in enumerate(out.outputs):
+                rows.append({
+                    "target": name,
+                    "adapter": adapter,
+                    "prompt_id": prompt["prompt_id"],
+                    "split": prompt["split"],
+                    "sample": k,
+                    "prompt": prompt["messages"][-1]["content"],
+                    "completion": sample.text,
+                    "finish_reason": sample.finish_reason,
+                    "sampling": s,
+                })
+        atomic_write_jsonl(Path(spec["out_dir"]) / f"{name}.jsonl", rows)
+
+
+def load_completions(paths: dict[str, Path]) -> list[dict[str, Any]]:
+    return [row for p in paths.values() for row in read_jsonl(p)]
+
+
+if __name__ == "__main__":
+    _run(json.loads(Path(sys.argv[1]).read_text()))

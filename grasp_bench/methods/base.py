@@ -1,0 +1,121 @@
+"""The method interface and registry (peft-style: a config model plus one class).
+
+A method is the only place where fine-tuning methods differ. The shared trainer calls its
+hooks; the registry maps recipe names to classes, so a user adds a method with
+``@register_method`` in their own module and never touches the trainer or the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from grasp_bench.config import StrictModel
+
+Serving = Literal["base", "vllm-lora", "hf-hooks"]
+
+
+class MethodConfig(StrictModel):
+    """Base of every method's config. Fields carry descriptions; validation lives in pydantic."""
+
+
+class LoraMethodConfig(MethodConfig):
+    """Adapter shape shared by every LoRA-trained method."""
+
+    rank: int = Field(8, gt=0, description="LoRA rank r.")
+    alpha: float = Field(16.0, gt=0, description="LoRA alpha (scaling = alpha / rank).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout.")
+    target_modules: Literal["all", "writers", "readers"] = Field(
+        "all", description="Which linear modules get adapters (resolved per architecture)."
+    )
+
+
+@dataclass
+class TrainContext:
+    """What a method may look at while its adapter is trained."""
+
+    base_model: str
+    model_type: str
+    seed: int
+    out_dir: Path
+    dependencies: dict[str, Path] = field(default_factory=dict)
+    train_rows: list[dict[str, Any]] = field(default_factory=list)
+    contrast_rows: list[dict[str, Any]] = field(default_factory=list)
+    tokenizer: Any = None
+
+
+class Method:
+    """One fine-tuning method. Override only the hooks you need."""
+
+    name: ClassVar[str]
+    config_cls: ClassVar[type[MethodConfig]] = MethodConfig
+    trains: ClassVar[bool] = True
+    serving: ClassVar[Serving] = "vllm-lora"
+
+    def __init__(self, config: MethodConfig):
+        self.config = config
+
+    def requires(self) -> list[str]:
+        """Names of methods (in the same experiment and seed) whose adapters this one needs."""
+        return []
+
+    def lora_config(self, model_type: str):
+        from peft import LoraConfig
+
+        from grasp_bench.modules import lora_targets
+
+        cfg = self.config
+        assert isinstance(cfg, LoraMethodConfig)
+        return LoraConfig(
+            r=cfg.rank,
+            lora_alpha=cfg.alpha,
+            lora_dropout=cfg.dropout,
+            target_modules=lora_targets(model_type, cfg.target_modules),
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+
+    def before_training(self, model: Any, ctx: TrainContext) -> dict[str, Any]:
+        """Called once on the peft model before the first step; returns card entries."""
+        return {}
+
+    def training_hooks(self, model: Any, ctx: TrainContext) -> list[Any]:
+        """Forward hooks active during training only; returns their removable handles."""
+        return []
+
+    def after_step(self, model: Any, ctx: TrainContext) -> None:
+        """Called after every optimiser step (and once after a resume)."""
+
+    def after_training(self, model: Any, ctx: TrainContext) -> dict[str, Any]:
+        """Called once after the last step, before the adapter is saved; returns card entries."""
+        return {}
+
+
+_REGISTRY: dict[str, type[Method]] = {}
+
+
+def register_method(name: str):
+    """Class decorator: make a method available to recipes by ``name``."""
+
+    def wrap(cls: type[Method]) -> type[Method]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"method {name!r} is already registered by {_REGISTRY[name]}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def get_method_class(name: str) -> type[Method]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown method {name!r}; registered: {sorted(_REGISTRY)}") from None
+
+
+def registered_methods() -> list[str]:
+    return sorted(_REGISTRY)

@@ -1,0 +1,29 @@
+"""The two reference points: the untouched base model and plain LoRA (the model that drifts)."""
+
+from __future__ import annotations
+
+from grasp_bench.methods.base import LoraMethodConfig, Method, MethodConfig, register_method
+
+
+class BaseConfig(MethodConfig):
+    """No settings: the pretrained model as it is."""
+
+
+@register_method("base")
+class BaseModel(Method):
+    """The pretrained model, measured with the same prompts, sampling and judge."""
+
+    config_cls = BaseConfig
+    trains = False
+    serving = "base"
+
+
+class LoraConfig(LoraMethodConfig):
+    """Plain LoRA: the adapter shape and nothing else."""
+
+
+@register_method("lora")
+class Lora(Method):
+    """Plain LoRA fine-tune on the task's training set."""
+
+    config_cls = LoraConfig

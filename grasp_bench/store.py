@@ -1,0 +1,100 @@
+"""Run directories, atomic writes and stage manifests.
+
+Every stage writes into ``runs/<run-id>/<stage>/`` and finishes by writing ``manifest.json``
+last, atomically. A stage whose manifest exists with the same config hash is done; anything
+else is redone, so an interrupted run resumes where it stopped and never reads half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def atomic_write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    text = "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows)
+    atomic_write_text(path, text)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def stable_hash(obj: Any) -> str:
+    """A short content hash of any JSON-serialisable object (key order does not matter)."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+class Stage:
+    """One stage directory of a run, done when its manifest matches the stage's config hash."""
+
+    def __init__(self, run_dir: Path, name: str, config: Any):
+        self.dir = Path(run_dir) / name
+        self.name = name
+        self.config_hash = stable_hash(config)
+
+    def is_done(self) -> bool:
+        manifest = self.dir / MANIFEST
+        if not manifest.exists():
+            return False
+        try:
+            return json.loads(manifest.read_text())["config_hash"] == self.config_hash
+        except (json.JSONDecodeError, KeyError):
+            return False
+
+    def reset_if_stale(self) -> None:
+        """Drop a previous stage's output made under another config; keep partial work of ours."""
+        manifest = self.dir / MANIFEST
+        if manifest.exists() and not self.is_done():
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def finish(self, **extra: Any) -> None:
+        from grasp_bench.versions import versions
+
+        atomic_write_json(
+            self.dir / MANIFEST,
+            {"stage": self.name, "config_hash": self.config_hash, "versions": versions(), **extra},
+        )
