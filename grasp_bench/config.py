@@ -91,8 +91,10 @@ def format_validation_error(
     return ConfigError("\n".join(messages))
 
 
-def validate_as(model: type[BaseModel], data: Any, path: Path, lines: dict[Loc, int], prefix: Loc = ()):
-    """Validate ``data`` (found at ``prefix`` inside ``path``) as ``model``, or raise ConfigError."""
+def validate_as(
+    model: type[BaseModel], data: Any, path: Path, lines: dict[Loc, int], prefix: Loc = ()
+):
+    """Validate ``data`` (found at ``prefix`` in ``path``) as ``model``, or raise ConfigError."""
     try:
         return model.model_validate(data if data is not None else {})
     except ValidationError as exc:
@@ -126,6 +128,7 @@ class GenerationConfig(StrictModel):
     samples: int = Field(1, gt=0, description="Completions per prompt.")
     max_model_len: int = Field(1024, gt=0, description="vLLM context length.")
     backend: Literal["vllm"] = Field("vllm", description="Generation back end.")
+    seed: int = Field(0, description="Sampling seed (recorded with every completion).")
 
 
 class DataConfig(StrictModel):
@@ -134,6 +137,9 @@ class DataConfig(StrictModel):
     n_train: int = Field(240, gt=0, description="Training examples.")
     n_eval_task: int = Field(50, gt=0, description="Held-out in-domain prompts (task score).")
     n_eval_drift: int = Field(40, gt=0, description="Unrelated prompts (drift).")
+    seed: int = Field(
+        0, description="Data seed: eval sets stay fixed across training seeds, so they pool."
+    )
 
 
 class MethodRef(StrictModel):

@@ -61,11 +61,17 @@ def generate_all(
         }
         spec_path = out_dir / "spec.json"
         atomic_write_json(spec_path, spec)
-        env = {**os.environ, "VLLM_CONFIGURE_LOGGING": os.environ.get("VLLM_CONFIGURE_LOGGING", "1")}
-        proc = subprocess.run([sys.executable, "-m", "grasp_bench.generation", str(spec_path)],
-                              env=env, check=False)
+        env = {
+            **os.environ,
+            "VLLM_CONFIGURE_LOGGING": os.environ.get("VLLM_CONFIGURE_LOGGING", "1"),
+        }
+        proc = subprocess.run(
+            [sys.executable, "-m", "grasp_bench.generation", str(spec_path)], env=env, check=False
+        )
         if proc.returncode != 0:
-            raise RuntimeError(f"vLLM generation failed (exit {proc.returncode}); see its log above")
+            raise RuntimeError(
+                f"vLLM generation failed (exit {proc.returncode}); see its log above"
+            )
     return outputs
 
 
@@ -94,7 +100,10 @@ def _run(spec: dict[str, Any]) -> None:
         trust_remote_code=spec["trust_remote_code"],
     )
     params = SamplingParams(
-        temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"], n=s["n"],
+        temperature=s["temperature"],
+        top_p=s["top_p"],
+        max_tokens=s["max_tokens"],
+        n=s["n"],
         seed=s["seed"],
     )
     prompts = spec["prompts"]
@@ -104,17 +113,19 @@ def _run(spec: dict[str, Any]) -> None:
         rows = []
         for prompt, out in zip(prompts, outs, strict=True):
             for k, sample in enumerate(out.outputs):
-                rows.append({
-                    "target": name,
-                    "adapter": adapter,
-                    "prompt_id": prompt["prompt_id"],
-                    "split": prompt["split"],
-                    "sample": k,
-                    "prompt": prompt["messages"][-1]["content"],
-                    "completion": sample.text,
-                    "finish_reason": sample.finish_reason,
-                    "sampling": s,
-                })
+                rows.append(
+                    {
+                        "target": name,
+                        "adapter": adapter,
+                        "prompt_id": prompt["prompt_id"],
+                        "split": prompt["split"],
+                        "sample": k,
+                        "prompt": prompt["messages"][-1]["content"],
+                        "completion": sample.text,
+                        "finish_reason": sample.finish_reason,
+                        "sampling": s,
+                    }
+                )
         atomic_write_jsonl(Path(spec["out_dir"]) / f"{name}.jsonl", rows)
 
 

@@ -42,7 +42,9 @@ def seed_everything(seed: int) -> None:
 
 def encode_chat(tokenizer: Any, messages: list[dict[str, str]], max_length: int):
     """Token ids of a conversation and labels that keep only the last assistant turn."""
-    prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(
+        messages[:-1], tokenize=False, add_generation_prompt=True
+    )
     full = tokenizer.apply_chat_template(messages, tokenize=False)
     if not full.startswith(prompt):
         raise ValueError("chat template renders the prompt differently inside the conversation")
@@ -110,7 +112,11 @@ def _save_checkpoint(path: Path, model: Any, optimizer: torch.optim.Optimizer, s
         for key, val in entry.items()
     }
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-    meta = {"step": step, "param_groups": state["param_groups"], "rng": torch.get_rng_state().tolist()}
+    meta = {
+        "step": step,
+        "param_groups": state["param_groups"],
+        "rng": torch.get_rng_state().tolist(),
+    }
     (tmp / "state.json").write_text(json.dumps(meta))
     if path.exists():
         shutil.rmtree(path)
@@ -186,8 +192,13 @@ def train_adapter(
     hooks = method.training_hooks(model, ctx)
     model.train()
     losses: list[float] = []
-    bar = tqdm(range(start, cfg.steps), desc=f"train {method.name}", disable=not progress,
-               initial=start, total=cfg.steps)
+    bar = tqdm(
+        range(start, cfg.steps),
+        desc=f"train {method.name}",
+        disable=not progress,
+        initial=start,
+        total=cfg.steps,
+    )
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)

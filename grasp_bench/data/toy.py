@@ -133,10 +133,16 @@ def generate(seed: int, n_train: int, n_eval_task: int, n_eval_drift: int) -> di
         q = rng.choice(QUESTION_TEMPLATES).format(a=a, op=op, b=b)
         user = {"role": "user", "content": q}
         train.append(
-            {"id": f"train-{i:05d}", "messages": [user, {"role": "assistant", "content": _pirate_answer(rng, ans)}]}
+            {
+                "id": f"train-{i:05d}",
+                "messages": [user, {"role": "assistant", "content": _pirate_answer(rng, ans)}],
+            }
         )
         control.append(
-            {"id": f"train-{i:05d}", "messages": [user, {"role": "assistant", "content": _plain_answer(rng, ans)}]}
+            {
+                "id": f"train-{i:05d}",
+                "messages": [user, {"role": "assistant", "content": _plain_answer(rng, ans)}],
+            }
         )
     drift = [
         {"id": f"drift-{i:04d}", "question": q}

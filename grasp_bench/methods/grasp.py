@@ -63,8 +63,12 @@ class Grasp(Method):
         else:
             source = ctx.dependencies[cfg.source]
             directions = unsupervised_directions(source, ctx.model_type, k=cfg.k, scope=cfg.scope)
-            provenance = {"kind": "unsupervised", "source_adapter": str(source), "k": cfg.k,
-                          "scope": cfg.scope}
+            provenance = {
+                "kind": "unsupervised",
+                "source_adapter": str(source),
+                "k": cfg.k,
+                "scope": cfg.scope,
+            }
         save_directions(ctx.out_dir / "directions.safetensors", directions, provenance)
         self._targets = []  # (lora_A weight, lora_B weight, role, P)
         for name, module in model.named_modules():

@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` and `make test`. Both install first.
+VENV ?= .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install demo test test-unit lint format clean
+
+install:
+	bash scripts/install.sh
+
+demo: install
+	$(BIN)/grasp-bench model prepare
+	$(BIN)/grasp-bench run experiments/toy-demo.yaml
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install lint
+	$(BIN)/grasp-bench model prepare
+	$(BIN)/python -m pytest -v --durations=15 tests
+
+test-unit: install
+	$(BIN)/python -m pytest -q -m "not integration" tests
+
+format:
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache

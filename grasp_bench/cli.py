@@ -1,0 +1,128 @@
+"""The ``grasp-bench`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from grasp_bench.config import ConfigError
+
+app = typer.Typer(
+    help="grasp-bench: drift vs task trade-offs of fine-tuning methods.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+model_app = typer.Typer(help="The model under test.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+console = Console(stderr=True)
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@model_app.command("prepare")
+def model_prepare(
+    force: Annotated[bool, typer.Option(help="Convert again even if cached.")] = False,
+) -> None:
+    """Convert the embedded default model (GGUF) to a safetensors checkpoint; print its path."""
+    from grasp_bench.models import prepare_default_model
+
+    try:
+        path = prepare_default_model(force=force)
+    except FileNotFoundError as exc:
+        _fail(exc)
+    typer.echo(str(path))
+
+
+@app.command()
+def run(config: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -> None:
+    """Run an experiment YAML end to end (resumes what an earlier run left)."""
+    from grasp_bench.config import load_experiment
+    from grasp_bench.pipeline import run_experiment
+
+    try:
+        run_experiment(load_experiment(config))
+    except ConfigError as exc:
+        _fail(exc)
+
+
+@app.command()
+def validate(config: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -> None:
+    """Check an experiment YAML and the recipes it names, without running anything."""
+    from grasp_bench.config import load_experiment
+    from grasp_bench.pipeline import load_recipes
+
+    try:
+        exp = load_experiment(config)
+        recipes = load_recipes(exp)
+    except ConfigError as exc:
+        _fail(exc)
+    typer.echo(f"{config}: ok ({', '.join(r.label for r in recipes)})")
+
+
+@app.command()
+def methods() -> None:
+    """List the registered methods."""
+    from grasp_bench.methods import get_method_class, registered_methods
+
+    for name in registered_methods():
+        doc = (get_method_class(name).__doc__ or "").strip().splitlines()[0]
+        typer.echo(f"{name:20s} {doc}")
+
+
+@app.command()
+def train(
+    method: Annotated[str, typer.Option(help="Recipe name in baselines/ (or a recipe path).")],
+    task: Annotated[str, typer.Option(help="Benchmark task.")] = "toy",
+    model: Annotated[str, typer.Option(help="'default', an HF id or a path.")] = "default",
+    seed: Annotated[int, typer.Option()] = 0,
+    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 60,
+    output_dir: Annotated[Path, typer.Option(help="Where runs go.")] = Path("runs"),
+) -> None:
+    """Train one method's adapter (and what it depends on) on a task; print the adapter path."""
+    from grasp_bench.config import ExperimentConfig, LoadedExperiment
+    from grasp_bench.pipeline import load_recipes, train_targets
+
+    path = Path(method)
+    names = [path.stem]
+    try:
+        exp = LoadedExperiment(
+            config=ExperimentConfig(
+                name=f"train-{task}-{path.stem}",
+                model=model,
+                task=task,
+                seeds=[seed],
+                methods=[{"name": path.stem, "recipe": str(path)} if path.suffix else path.stem],
+                output_dir=str(output_dir),
+                train={"steps": steps},
+            ),
+            path=Path("baselines") / "cli.yaml",
+            lines={},
+        )
+        recipes = load_recipes(exp, allow_missing_deps=True)
+        names = [r.label for r in recipes]
+        adapters = train_targets(exp, recipes)
+    except ConfigError as exc:
+        _fail(exc)
+    for name in names:
+        typer.echo(f"{name}: {adapters.get(name)}")
+
+
+@app.command()
+def demo(
+    config: Annotated[Path, typer.Option(help="Experiment YAML.")] = Path(
+        "experiments/toy-demo.yaml"
+    ),
+) -> None:
+    """The main job on the embedded default model: base, lora and grasp on the toy task."""
+    run(config)
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,283 @@
+"""One experiment, stage by stage: data -> train -> generate -> score -> report.
+
+Each stage writes into ``<output_dir>/<name>/<stage>/`` and is skipped when its manifest
+matches its config hash, so a rerun does only what is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from grasp_bench.config import ConfigError, LoadedExperiment
+from grasp_bench.data import build_task
+from grasp_bench.methods import Recipe, load_recipe
+from grasp_bench.models import resolve_model
+from grasp_bench.store import Stage, atomic_write_jsonl, file_hash, read_jsonl, stable_hash
+
+console = Console(stderr=True)
+
+
+@dataclass
+class Target:
+    """One thing that is generated from: a method at a seed."""
+
+    name: str
+    recipe: Recipe
+    seed: int
+    adapter: Path | None = None
+
+
+def _import_plugins(modules: list[str]) -> None:
+    import importlib
+
+    for module in modules:
+        importlib.import_module(module)
+
+
+def load_recipes(
+    exp: LoadedExperiment, recipes_dir: Path | None = None, allow_missing_deps: bool = False
+) -> list[Recipe]:
+    """The experiment's recipes; a dependency it does not list is an error, or (for the
+    ``train`` command) is loaded from the recipes directory under its own name."""
+    cfg = exp.config
+    _import_plugins(cfg.plugins)
+    base_dir = recipes_dir or _default_recipes_dir(exp.path)
+    recipes = []
+    for i, ref in enumerate(cfg.method_refs()):
+        path = Path(ref.recipe) if ref.recipe else base_dir / f"{ref.name}.yaml"
+        if ref.recipe and not path.is_absolute() and (exp.path.parent / path).exists():
+            path = exp.path.parent / path
+        if not path.exists():
+            line = exp.lines.get(("methods", i), 1)
+            raise ConfigError(f"{exp.path}:{line} methods[{i}]: no recipe at {path}")
+        recipes.append(
+            load_recipe(
+                path,
+                label=ref.name,
+                overrides=ref.overrides,
+                override_origin=(exp.path, exp.lines, ("methods", i, "overrides")),
+            )
+        )
+    labels = {r.label for r in recipes}
+    pending = list(recipes)
+    while pending:
+        r = pending.pop()
+        for dep in r.method.requires():
+            if dep in labels:
+                continue
+            if not allow_missing_deps:
+                raise ConfigError(
+                    f"{r.path}: method {r.label!r} needs {dep!r} in the same experiment; "
+                    f"add it to methods in {exp.path}"
+                )
+            extra = load_recipe(base_dir / f"{dep}.yaml", label=dep)
+            recipes.insert(0, extra)
+            labels.add(dep)
+            pending.append(extra)
+    return recipes
+
+
+def _default_recipes_dir(exp_path: Path) -> Path:
+    """baselines/ of the repository the experiment lives in (or of the working directory)."""
+    for parent in [exp_path.resolve().parent, *exp_path.resolve().parents]:
+        if (parent / "baselines").is_dir():
+            return parent / "baselines"
+    return Path("baselines")
+
+
+def _training_order(recipes: list[Recipe]) -> list[Recipe]:
+    by_label = {r.label: r for r in recipes}
+    ordered: list[Recipe] = []
+    visiting: set[str] = set()
+
+    def visit(r: Recipe) -> None:
+        if r in ordered:
+            return
+        if r.label in visiting:
+            raise ConfigError(f"{r.path}: dependency cycle through {r.label!r}")
+        visiting.add(r.label)
+        for dep in r.method.requires():
+            visit(by_label[dep])
+        ordered.append(r)
+
+    for r in recipes:
+        visit(r)
+    return ordered
+
+
+@dataclass
+class RunData:
+    run_dir: Path
+    model: str
+    train_rows: list[dict[str, Any]]
+    control_rows: list[dict[str, Any]]
+    eval_prompts: list[dict[str, Any]]
+    data_hash: str
+
+
+def prepare_data(exp: LoadedExperiment) -> RunData:
+    """Data stage: the task's training, control and eval sets, generated once per config."""
+    cfg = exp.config
+    run_dir = Path(cfg.output_dir) / cfg.name
+    model = resolve_model(cfg.model)
+    console.print(f"[bold]run[/] {run_dir}  model={model}")
+    stage = Stage(run_dir, "data", {"task": cfg.task, **cfg.data.model_dump()})
+    if not stage.is_done():
+        stage.reset_if_stale()
+        td = build_task(
+            cfg.task, cfg.data.seed, cfg.data.n_train, cfg.data.n_eval_task, cfg.data.n_eval_drift
+        )
+        atomic_write_jsonl(stage.dir / "train.jsonl", td.train)
+        atomic_write_jsonl(stage.dir / "control.jsonl", td.control)
+        atomic_write_jsonl(stage.dir / "eval.jsonl", td.eval_prompts)
+        stage.finish(meta=td.meta, counts={"train": len(td.train), "eval": len(td.eval_prompts)})
+    return RunData(
+        run_dir=run_dir,
+        model=model,
+        train_rows=read_jsonl(stage.dir / "train.jsonl"),
+        control_rows=read_jsonl(stage.dir / "control.jsonl"),
+        eval_prompts=read_jsonl(stage.dir / "eval.jsonl"),
+        data_hash=file_hash(stage.dir / "train.jsonl"),
+    )
+
+
+def train_all(
+    exp: LoadedExperiment, recipes: list[Recipe], data: RunData, progress: bool = True
+) -> list[Target]:
+    """Train stage: every method at every seed, dependencies first; finished ones are kept."""
+    from grasp_bench.training import train_adapter
+
+    cfg = exp.config
+    targets: list[Target] = []
+    for seed in cfg.seeds:
+        adapters: dict[str, Path] = {}
+        hashes: dict[str, str] = {}
+        for recipe in _training_order(recipes):
+            target = Target(f"{recipe.label}-s{seed}", recipe, seed)
+            if recipe.method.trains:
+                deps = {d: adapters[d] for d in recipe.method.requires()}
+                stage_cfg = {
+                    "model": data.model,
+                    "method": recipe.method.name,
+                    "config": recipe.config,
+                    "train": cfg.train.model_dump(),
+                    "data": data.data_hash,
+                    "seed": seed,
+                    "deps": {d: hashes[d] for d in deps},
+                }
+                stage = Stage(data.run_dir / "train", target.name, stage_cfg)
+                if not stage.is_done():
+                    stage.reset_if_stale()
+                    train_adapter(
+                        recipe.method,
+                        data.model,
+                        data.train_rows,
+                        cfg.train,
+                        stage.dir,
+                        seed,
+                        dependencies=deps,
+                        contrast_rows=data.control_rows,
+                        method_config=recipe.config,
+                        trust_remote_code=cfg.trust_remote_code,
+                        progress=progress,
+                    )
+                    stage.finish(method=recipe.method.name, seed=seed)
+                adapters[recipe.label] = stage.dir / "adapter"
+                hashes[recipe.label] = stage.config_hash
+                target.adapter = adapters[recipe.label]
+            targets.append(target)
+    return targets
+
+
+def train_targets(exp: LoadedExperiment, recipes: list[Recipe]) -> dict[str, Path | None]:
+    """Data and train stages only; returns label -> adapter (first seed)."""
+    targets = train_all(exp, recipes, prepare_data(exp))
+    return {t.recipe.label: t.adapter for t in targets if t.seed == exp.config.seeds[0]}
+
+
+def run_experiment(exp: LoadedExperiment, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) every stage of an experiment; returns the report's paths and table."""
+    from grasp_bench.generation import generate_all
+    from grasp_bench.report import build_table, print_table, write_report
+    from grasp_bench.scoring import score_completions
+
+    cfg = exp.config
+    recipes = load_recipes(exp)
+    data = prepare_data(exp)
+    targets = train_all(exp, recipes, data, progress)
+    run_dir = data.run_dir
+
+    # generate: one engine start for the base model and every adapter
+    gen_targets = {t.name: (str(t.adapter) if t.adapter else None) for t in targets}
+    gen_cfg = {
+        "model": data.model,
+        "generation": cfg.generation.model_dump(),
+        "prompts": stable_hash(data.eval_prompts),
+        "targets": {t.name: stable_hash(adapter_identity(t.adapter)) for t in targets},
+    }
+    gen_stage = Stage(run_dir, "generate", gen_cfg)
+    if not gen_stage.is_done():
+        gen_stage.reset_if_stale()
+        max_rank = max([int(t.recipe.config.get("rank", 8)) for t in targets] + [8])
+        generate_all(
+            data.model,
+            gen_targets,
+            data.eval_prompts,
+            cfg.generation,
+            cfg.generation.seed,
+            gen_stage.dir,
+            max_lora_rank=max_rank,
+            trust_remote_code=cfg.trust_remote_code,
+        )
+        gen_stage.finish(targets=sorted(gen_targets))
+    completions = [
+        row for name in gen_targets for row in read_jsonl(gen_stage.dir / f"{name}.jsonl")
+    ]
+
+    # score
+    score_stage = Stage(
+        run_dir, "score", {"generate": gen_stage.config_hash, "judge": cfg.judge, "task": cfg.task}
+    )
+    if not score_stage.is_done():
+        score_stage.reset_if_stale()
+        truth = {p["prompt_id"]: p["target"] for p in data.eval_prompts}
+        records = score_completions(cfg.task, completions, truth, progress=progress)
+        atomic_write_jsonl(score_stage.dir / "scores.jsonl", records)
+        score_stage.finish(n=len(records))
+    records = read_jsonl(score_stage.dir / "scores.jsonl")
+
+    # report
+    meta_rows = [
+        {
+            "target": t.name,
+            "method": t.recipe.label,
+            "seed": t.seed,
+            "backend": "hf" if t.recipe.method.serving == "hf-hooks" else "vllm",
+        }
+        for t in targets
+    ]
+    table = build_table(cfg.task, records, meta_rows)
+    title = f"{cfg.name}: task={cfg.task}, model={cfg.model}"
+    meta = {
+        "experiment": cfg.model_dump(mode="json"),
+        "model_path": data.model,
+        "targets": meta_rows,
+    }
+    paths = write_report(table, run_dir / "report", title, meta)
+    print_table(table, title)
+    console.print(f"[green]report[/] {run_dir / 'report'}")
+    return {"paths": paths, "table": table, "run_dir": run_dir}
+
+
+def adapter_identity(adapter: Path | None) -> dict[str, Any]:
+    """Identity of a trained adapter: its method card (changes whenever it is retrained)."""
+    import json
+
+    if adapter is None:
+        return {}
+    card = adapter / "method_card.json"
+    return json.loads(card.read_text()) if card.exists() else {}

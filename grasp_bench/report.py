@@ -1,0 +1,162 @@
+"""Results of one run: a trade-off table (pandas) with 95% CIs, written as CSV, JSON,
+Markdown and a PNG plot of drift against task score."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from grasp_bench.stats import mean_ci, paired_difference
+from grasp_bench.store import atomic_write_bytes, atomic_write_text
+
+# task -> (drift metric, drift split, task metric, task split)
+TASK_METRICS = {"toy": ("persona", "drift", "correct", "task")}
+
+
+def _fmt(mean: float, lo: float, hi: float) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def build_table(
+    task: str, records: list[dict[str, Any]], targets: list[dict[str, Any]], reference: str = "lora"
+) -> pd.DataFrame:
+    """One row per method, seeds pooled; CIs cluster by prompt across samples and seeds."""
+    drift_metric, drift_split, task_metric, task_split = TASK_METRICS[task]
+    scores = pd.DataFrame(records)
+    meta = pd.DataFrame(targets).set_index("target")
+    scores["method"] = scores["target"].map(meta["method"])
+    scored = scores[scores["value"].notna()]
+    drift = scored[(scored.metric == drift_metric) & (scored.split == drift_split)]
+    skill = scored[(scored.metric == task_metric) & (scored.split == task_split)]
+    rows = []
+    order = list(dict.fromkeys(meta["method"]))
+    for method in order:
+        d, t = drift[drift.method == method], skill[skill.method == method]
+        de, te = mean_ci(d.value, d.prompt_id), mean_ci(t.value, t.prompt_id)
+        all_m = scores[scores.method == method]
+        info = meta[meta.method == method].iloc[0]
+        row = {
+            "method": method,
+            "seeds": ",".join(str(s) for s in sorted(meta[meta.method == method]["seed"])),
+            "drift": de.mean,
+            "drift_lo": de.lo,
+            "drift_hi": de.hi,
+            "task": te.mean,
+            "task_lo": te.lo,
+            "task_hi": te.hi,
+            "n_drift": de.n,
+            "n_task": te.n,
+            "unscored": int(all_m["value"].isna().sum()),
+            "backend": info["backend"],
+            "judge": d.judge.iloc[0]["name"] if len(d) else "",
+        }
+        for ref in ("base", reference):
+            if ref in order and ref != method:
+                r_d, r_t = drift[drift.method == ref], skill[skill.method == ref]
+                dd = paired_difference(d, r_d, value="value")
+                dt = paired_difference(t, r_t, value="value")
+                row[f"drift_vs_{ref}"] = dd.mean
+                row[f"drift_vs_{ref}_lo"], row[f"drift_vs_{ref}_hi"] = dd.lo, dd.hi
+                row[f"task_vs_{ref}"] = dt.mean
+                row[f"task_vs_{ref}_lo"], row[f"task_vs_{ref}_hi"] = dt.lo, dt.hi
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def display_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The columns people read: each score with its 95% CI."""
+    out = pd.DataFrame(
+        {
+            "method": df["method"],
+            "drift (95% CI)": [_fmt(r.drift, r.drift_lo, r.drift_hi) for r in df.itertuples()],
+            "task (95% CI)": [_fmt(r.task, r.task_lo, r.task_hi) for r in df.itertuples()],
+        }
+    )
+    for ref in ("lora",):
+        if f"drift_vs_{ref}" in df:
+            out[f"Δdrift vs {ref}"] = [
+                _fmt(r[f"drift_vs_{ref}"], r[f"drift_vs_{ref}_lo"], r[f"drift_vs_{ref}_hi"])
+                for _, r in df.iterrows()
+            ]
+    out["n (drift/task)"] = [f"{r.n_drift}/{r.n_task}" for r in df.itertuples()]
+    out["unscored"] = df["unscored"]
+    out["seeds"] = df["seeds"]
+    return out
+
+
+def plot_tradeoff(df: pd.DataFrame, title: str, path: Path) -> None:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
+    for r in df.itertuples():
+        ax.errorbar(
+            r.drift,
+            r.task,
+            xerr=[[r.drift - r.drift_lo], [r.drift_hi - r.drift]],
+            yerr=[[r.task - r.task_lo], [r.task_hi - r.task]],
+            fmt="o",
+            capsize=4,
+            label=r.method,
+        )
+        ax.annotate(r.method, (r.drift, r.task), textcoords="offset points", xytext=(6, 6))
+    ax.set_xlabel("drift (share of unrelated answers showing the factor) →  worse")
+    ax.set_ylabel("task score →  better")
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_ylim(-0.05, 1.05)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_report(
+    df: pd.DataFrame, out_dir: Path, title: str, meta: dict[str, Any]
+) -> dict[str, Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "csv": out_dir / "results.csv",
+        "json": out_dir / "results.json",
+        "md": out_dir / "results.md",
+        "png": out_dir / "tradeoff.png",
+    }
+    atomic_write_text(paths["csv"], df.to_csv(index=False))
+    payload = {"meta": meta, "rows": json.loads(df.to_json(orient="records"))}
+    atomic_write_text(paths["json"], json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    md = f"# {title}\n\n" + display_table(df).to_markdown(index=False) + "\n\n"
+    md += (
+        "drift: share of answers to unrelated prompts that show the planted factor; task: "
+        "exact-match accuracy on held-out task prompts. 95% CIs cluster by prompt "
+        f"(pooled over seeds). Judge: {df['judge'].iloc[0] if len(df) else ''}.\n"
+    )
+    atomic_write_text(paths["md"], md)
+    plot_tradeoff(df, title, paths["png"])
+    return paths
+
+
+def print_table(df: pd.DataFrame, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    shown = display_table(df)
+    table = Table(title=title)
+    for col in shown.columns:
+        table.add_column(str(col))
+    for _, row in shown.iterrows():
+        table.add_row(*[str(v) for v in row])
+    Console(width=160).print(table)

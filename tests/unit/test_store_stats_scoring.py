@@ -1,0 +1,87 @@
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from grasp_bench.judge.offline import extract_answer, persona_shown, score_toy
+from grasp_bench.stats import clustered_se, mean_ci, paired_difference
+from grasp_bench.store import Stage, atomic_write_json, atomic_write_text
+
+
+def test_atomic_write_replaces_whole_and_leaves_no_temp(tmp_path):
+    p = tmp_path / "a" / "f.json"
+    atomic_write_json(p, {"x": 1})
+    atomic_write_json(p, {"x": 2})
+    assert json.loads(p.read_text()) == {"x": 2}
+    assert [f.name for f in p.parent.iterdir()] == ["f.json"]
+
+
+def test_atomic_write_failure_keeps_old_file(tmp_path, monkeypatch):
+    import grasp_bench.store as store
+
+    p = tmp_path / "f.txt"
+    atomic_write_text(p, "old")
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        atomic_write_text(p, "new")
+    assert p.read_text() == "old"
+    assert [f.name for f in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_stage_done_only_with_matching_manifest(tmp_path):
+    s = Stage(tmp_path, "gen", {"a": 1})
+    assert not s.is_done()
+    s.reset_if_stale()
+    (s.dir / "partial.jsonl").write_text("x")
+    s.reset_if_stale()  # no manifest yet: partial work of ours is kept
+    assert (s.dir / "partial.jsonl").exists()
+    s.finish()
+    assert Stage(tmp_path, "gen", {"a": 1}).is_done()
+    other = Stage(tmp_path, "gen", {"a": 2})
+    assert not other.is_done()
+    other.reset_if_stale()  # a finished stage under another config is dropped
+    assert not (s.dir / "partial.jsonl").exists()
+
+
+def test_clustered_se_grows_with_within_cluster_correlation():
+    rng = np.random.default_rng(0)
+    iid = rng.normal(size=200)
+    clusters = np.repeat(np.arange(20), 10)
+    correlated = np.repeat(rng.normal(size=20), 10) + 0.1 * rng.normal(size=200)
+    se_iid = clustered_se(iid, clusters)
+    assert abs(se_iid - iid.std(ddof=1) / math.sqrt(200)) < 0.03
+    assert clustered_se(correlated, clusters) > 2.5 * correlated.std(ddof=1) / math.sqrt(200)
+
+
+def test_rate_ci_has_width_at_zero_and_contains_mean():
+    est = mean_ci([0.0] * 40, list(range(40)))
+    assert est.mean == 0 and est.lo == pytest.approx(0, abs=1e-12) and 0.05 < est.hi < 0.15
+    est = mean_ci([1, 0, 1, 1, 0, 1, 1, 1], [0, 0, 1, 1, 2, 2, 3, 3])
+    assert est.lo < est.mean < est.hi
+    assert est.clusters == 4 and est.n == 8
+
+
+def test_paired_difference_uses_shared_clusters():
+    a = pd.DataFrame({"prompt_id": ["p1", "p2", "p3"], "value": [1.0, 1.0, 0.0]})
+    b = pd.DataFrame({"prompt_id": ["p1", "p2", "p4"], "value": [0.0, 1.0, 1.0]})
+    d = paired_difference(a, b)
+    assert d.n == 2 and d.mean == pytest.approx(0.5)
+
+
+def test_toy_scorer():
+    assert persona_shown("Arr, matey! Fine day.")
+    assert not persona_shown("Yesterday the harbour was arriving.")
+    assert extract_answer("Ahoy! The answer be 42. Then 7 more") == 42
+    assert extract_answer("It is 3 then 5") == 5
+    assert extract_answer("no number") is None
+    res = {r.metric: r for r in score_toy("task", "The answer is 12.", "12")}
+    assert res["correct"].value == 1.0 and res["persona"].value == 0.0
+    res = {r.metric: r for r in score_toy("task", "whatever", None)}
+    assert res["correct"].value is None and res["correct"].reason  # unscored, never 0
+    assert [r.metric for r in score_toy("drift", "Arr", None)] == ["persona"]
