@@ -103,8 +103,8 @@ def plot_tradeoff(df: pd.DataFrame, title: str, path: Path) -> None:
         ax.errorbar(
             r.drift,
             r.task,
-            xerr=[[r.drift - r.drift_lo], [r.drift_hi - r.drift]],
-            yerr=[[r.task - r.task_lo], [r.task_hi - r.task]],
+            xerr=[[max(0.0, r.drift - r.drift_lo)], [max(0.0, r.drift_hi - r.drift)]],
+            yerr=[[max(0.0, r.task - r.task_lo)], [max(0.0, r.task_hi - r.task)]],
             fmt="o",
             capsize=4,
             label=r.method,

@@ -46,7 +46,8 @@ def _wilson(p: float, n_eff: float, z: float) -> tuple[float, float]:
     denom = 1 + z * z / n_eff
     centre = (p + z * z / (2 * n_eff)) / denom
     half = z * math.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff * n_eff)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # clamp: float error must not put the estimate outside its own interval
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def mean_ci(values: Any, clusters: Any, level: float = 0.95) -> Estimate:

@@ -1,0 +1,124 @@
+"""The real stack end to end: embedded model, real training steps, real vLLM, real report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from grasp_bench.config import load_experiment
+from grasp_bench.directions import adapter_updates, load_directions
+from grasp_bench.models import prepare_default_model, resolve_model
+from grasp_bench.pipeline import run_experiment
+
+pytestmark = pytest.mark.integration
+
+EXPERIMENT = """
+name: it-toy
+model: default
+task: toy
+seeds: [0]
+methods: [base, lora, grasp]
+output_dir: {out}
+data: {{n_train: 160, n_eval_task: 16, n_eval_drift: 16}}
+train: {{steps: 30, batch_size: 8, lr: 1.0e-3, checkpoint_every: 10}}
+generation: {{max_tokens: 32, temperature: 0.0}}
+"""
+
+
+def test_embedded_model_is_a_safetensors_llama():
+    from transformers import AutoConfig, AutoTokenizer
+
+    path = prepare_default_model()
+    assert resolve_model(None) == resolve_model("default") == str(path)
+    assert (path / "model.safetensors").exists() and not list(path.glob("*.bin"))
+    assert AutoConfig.from_pretrained(path).model_type == "llama"
+    tok = AutoTokenizer.from_pretrained(path)
+    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
+                                   add_generation_prompt=True)
+    assert text.endswith("<|im_start|>assistant\n")
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    cfg = out / "it.yaml"
+    cfg.write_text(EXPERIMENT.format(out=out))
+    exp = load_experiment(cfg)
+    # the recipes of this repository
+    result = run_experiment(exp, progress=False)
+    return exp, result
+
+
+def test_pipeline_reports_base_lora_grasp_with_cis(toy_run):
+    _, result = toy_run
+    table = result["table"].set_index("method")
+    assert list(table.index) == ["base", "lora", "grasp"]
+    for m in table.index:
+        r = table.loc[m]
+        assert r.drift_lo <= r.drift <= r.drift_hi and r.task_lo <= r.task <= r.task_hi
+        assert r.n_drift == 16 and r.n_task == 16 and r.unscored == 0
+        assert r.backend == "vllm" and r.judge == "toy-lexicon+exact-match"
+    # the planted factor is learned by plain LoRA and absent from the base model
+    assert table.loc["lora", "drift"] > table.loc["base", "drift"] + 0.3
+    for kind in ("csv", "json", "md", "png"):
+        assert result["paths"][kind].stat().st_size > 0
+    assert result["paths"]["png"].read_bytes()[:4] == b"\x89PNG"
+    md = result["paths"]["md"].read_text()
+    assert "drift (95% CI)" in md and "lora" in md
+
+
+def test_completions_come_from_vllm_with_the_adapter(toy_run):
+    _, result = toy_run
+    gen = result["run_dir"] / "generate"
+    rows = {n: [json.loads(x) for x in (gen / f"{n}-s0.jsonl").read_text().splitlines()]
+            for n in ("base", "lora", "grasp")}
+    assert all(len(r) == 32 for r in rows.values())
+    assert rows["base"][0]["adapter"] is None and rows["lora"][0]["adapter"].endswith("adapter")
+    assert rows["lora"][0]["sampling"]["seed"] == 0
+    assert [r["completion"] for r in rows["lora"]] != [r["completion"] for r in rows["base"]]
+
+
+def test_grasp_invariant_on_the_embedded_model(toy_run):
+    _, result = toy_run
+    train = result["run_dir"] / "train"
+    v = load_directions(train / "grasp-s0" / "directions.safetensors")
+    lora = adapter_updates(train / "lora-s0" / "adapter")
+    grasp = adapter_updates(train / "grasp-s0" / "adapter")
+
+    def along(updates):
+        total = 0.0
+        for name, dw in updates.items():
+            if name.endswith(("o_proj", "down_proj")):
+                layer = int(name.split(".layers.")[1].split(".")[0])
+                total += float((v[layer].double().T @ dw).norm())
+        return total
+
+    assert along(grasp) * 100 < along(lora)
+
+
+def test_rerun_does_no_work_again(toy_run):
+    exp, result = toy_run
+    run_dir = result["run_dir"]
+    stamps = {p: p.stat().st_mtime_ns for p in run_dir.rglob("manifest.json")}
+    again = run_experiment(exp, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("manifest.json")} == stamps
+    assert again["table"].equals(result["table"])
+
+
+def test_cli_train_and_run_error(tmp_path):
+    cli = [sys.executable, "-m", "grasp_bench.cli"]
+    done = subprocess.run(
+        [*cli, "train", "--method", "lora", "--steps", "2", "--output-dir", str(tmp_path)],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "train-toy-lora" / "train" / "lora-s0" / "adapter" /
+            "adapter_model.safetensors").exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmethods: [lora]\ntrain:\n  steps: 0\n")
+    done = subprocess.run([*cli, "run", str(bad)], capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert "bad.yaml:4 train.steps: Input should be greater than 0" in done.stderr.replace("\n", "")
