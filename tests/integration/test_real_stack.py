@@ -36,8 +36,9 @@ def test_embedded_model_is_a_safetensors_llama():
     assert (path / "model.safetensors").exists() and not list(path.glob("*.bin"))
     assert AutoConfig.from_pretrained(path).model_type == "llama"
     tok = AutoTokenizer.from_pretrained(path)
-    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
-                                   add_generation_prompt=True)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert text.endswith("<|im_start|>assistant\n")
 
 
@@ -73,8 +74,10 @@ def test_pipeline_reports_base_lora_grasp_with_cis(toy_run):
 def test_completions_come_from_vllm_with_the_adapter(toy_run):
     _, result = toy_run
     gen = result["run_dir"] / "generate"
-    rows = {n: [json.loads(x) for x in (gen / f"{n}-s0.jsonl").read_text().splitlines()]
-            for n in ("base", "lora", "grasp")}
+    rows = {
+        n: [json.loads(x) for x in (gen / f"{n}-s0.jsonl").read_text().splitlines()]
+        for n in ("base", "lora", "grasp")
+    }
     assert all(len(r) == 32 for r in rows.values())
     assert rows["base"][0]["adapter"] is None and rows["lora"][0]["adapter"].endswith("adapter")
     assert rows["lora"][0]["sampling"]["seed"] == 0
@@ -112,11 +115,14 @@ def test_cli_train_and_run_error(tmp_path):
     cli = [sys.executable, "-m", "grasp_bench.cli"]
     done = subprocess.run(
         [*cli, "train", "--method", "lora", "--steps", "2", "--output-dir", str(tmp_path)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert (tmp_path / "train-toy-lora" / "train" / "lora-s0" / "adapter" /
-            "adapter_model.safetensors").exists()
+    assert (
+        tmp_path / "train-toy-lora" / "train" / "lora-s0" / "adapter" / "adapter_model.safetensors"
+    ).exists()
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nmethods: [lora]\ntrain:\n  steps: 0\n")
     done = subprocess.run([*cli, "run", str(bad)], capture_output=True, text=True, check=False)
