@@ -75,41 +75,41 @@ def unsupervised_directions(
 
 
 @torch.no_grad()
-def mean_response_activations(
-    model: Any, tokenizer: Any, rows: list[dict[str, Any]], batch_size: int = 8
-) -> torch.Tensor:
-    """Mean residual stream over assistant-response tokens: (n_layers + 1, d_model)."""
+def mean_response_activations(model: Any, tokenizer: Any, rows: list[dict[str, Any]]) -> Directions:
+    """Mean residual stream after each decoder layer over assistant-response tokens."""
+    from grasp_bench.hooks import ResidualCapture
     from grasp_bench.training import encode_chat
 
-    total, count = None, 0
-    for start in range(0, len(rows), batch_size):
-        for row in rows[start : start + batch_size]:
+    totals: dict[int, torch.Tensor] = {}
+    count = 0
+    with ResidualCapture(model) as capture:
+        for row in rows:
             ids, labels = encode_chat(tokenizer, row["messages"], max_length=512)
-            out = model(input_ids=torch.tensor([ids]), output_hidden_states=True)
+            model(input_ids=torch.tensor([ids]))
             mask = torch.tensor(labels) != -100
-            hs = torch.stack(out.hidden_states)[:, 0]  # (L+1, T, d)
-            s = hs[:, mask].double().sum(dim=1)
-            total = s if total is None else total + s
+            for layer, h in capture.outputs.items():
+                s = h[0, mask].double().sum(dim=0)
+                totals[layer] = totals[layer] + s if layer in totals else s
             count += int(mask.sum())
-    assert total is not None
-    return (total / count).float()
+    return {layer: (t / count).float() for layer, t in totals.items()}
 
 
 def diff_of_means(
     model: Any, tokenizer: Any, positive: list[dict[str, Any]], negative: list[dict[str, Any]]
-) -> Directions:
-    """Unit persona direction per layer: mean(positive) - mean(negative) after each layer.
+) -> tuple[Directions, dict[int, float]]:
+    """Persona direction per layer (unit, d x 1) and the raw difference's norm per layer.
 
-    Layer ``l`` here is the residual stream *after* decoder layer ``l`` (hidden_states[l + 1]),
-    the stream that layer's writers write into.
+    mean(positive responses) - mean(negative responses) of the residual stream after each
+    decoder layer, the persona-vector recipe.
     """
-    diff = mean_response_activations(model, tokenizer, positive) - mean_response_activations(
-        model, tokenizer, negative
-    )
-    return {
-        layer: (diff[layer + 1] / diff[layer + 1].norm()).unsqueeze(1)
-        for layer in range(diff.shape[0] - 1)
-    }
+    pos = mean_response_activations(model, tokenizer, positive)
+    neg = mean_response_activations(model, tokenizer, negative)
+    units, norms = {}, {}
+    for layer in pos:
+        diff = pos[layer] - neg[layer]
+        norms[layer] = float(diff.norm())
+        units[layer] = (diff / diff.norm()).unsqueeze(1)
+    return units, norms
 
 
 def cosine_by_layer(a: Directions, b: Directions) -> dict[int, float]:

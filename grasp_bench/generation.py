@@ -129,6 +129,79 @@ def _run(spec: dict[str, Any]) -> None:
         atomic_write_jsonl(Path(spec["out_dir"]) / f"{name}.jsonl", rows)
 
 
+def generate_hf(
+    model_path: str,
+    name: str,
+    adapter: str,
+    method: Any,
+    prompts: list[dict[str, Any]],
+    cfg: GenerationConfig,
+    seed: int,
+    out_dir: Path,
+    batch_size: int = 16,
+    trust_remote_code: bool = False,
+) -> Path:
+    """Completions from transformers with the method's inference hooks (for methods whose
+    intervention vLLM cannot express, such as additive steering). Same sampling settings."""
+    import torch
+    from peft import PeftModel
+    from tqdm.auto import tqdm
+
+    from grasp_bench.hooks import remove
+    from grasp_bench.training import load_base, seed_everything
+
+    out = Path(out_dir) / f"{name}.jsonl"
+    if out.exists():
+        return out
+    seed_everything(seed)
+    model, tok = load_base(model_path, trust_remote_code)
+    model = PeftModel.from_pretrained(model, adapter).eval()
+    tok.padding_side = "left"
+    handles = method.inference_hooks(model, Path(adapter))
+    sampling = {**_sampling_record(cfg, seed), "backend": "hf"}
+    rows = []
+    try:
+        for start in tqdm(range(0, len(prompts), batch_size), desc=f"generate {name} (hf)"):
+            batch = prompts[start : start + batch_size]
+            texts = [
+                tok.apply_chat_template(p["messages"], tokenize=False, add_generation_prompt=True)
+                for p in batch
+            ]
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            with torch.no_grad():
+                gen = model.generate(
+                    **enc,
+                    max_new_tokens=cfg.max_tokens,
+                    do_sample=cfg.temperature > 0,
+                    temperature=cfg.temperature if cfg.temperature > 0 else None,
+                    top_p=cfg.top_p if cfg.temperature > 0 else None,
+                    num_return_sequences=cfg.samples,
+                    pad_token_id=tok.pad_token_id,
+                    eos_token_id=tok.eos_token_id,
+                )
+            new = gen[:, enc["input_ids"].shape[1] :]
+            for i, seq in enumerate(new):
+                prompt = batch[i // cfg.samples]
+                stopped = bool((seq == tok.eos_token_id).any())
+                rows.append(
+                    {
+                        "target": name,
+                        "adapter": adapter,
+                        "prompt_id": prompt["prompt_id"],
+                        "split": prompt["split"],
+                        "sample": i % cfg.samples,
+                        "prompt": prompt["messages"][-1]["content"],
+                        "completion": tok.decode(seq, skip_special_tokens=True).strip(),
+                        "finish_reason": "stop" if stopped else "length",
+                        "sampling": sampling,
+                    }
+                )
+    finally:
+        remove(handles)
+    atomic_write_jsonl(out, rows)
+    return out
+
+
 def load_completions(paths: dict[str, Path]) -> list[dict[str, Any]]:
     return [row for p in paths.values() for row in read_jsonl(p)]
 

@@ -201,7 +201,7 @@ def train_targets(exp: LoadedExperiment, recipes: list[Recipe]) -> dict[str, Pat
 
 def run_experiment(exp: LoadedExperiment, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) every stage of an experiment; returns the report's paths and table."""
-    from grasp_bench.generation import generate_all
+    from grasp_bench.generation import generate_all, generate_hf
     from grasp_bench.report import build_table, print_table, write_report
     from grasp_bench.scoring import score_completions
 
@@ -211,8 +211,10 @@ def run_experiment(exp: LoadedExperiment, progress: bool = True) -> dict[str, An
     targets = train_all(exp, recipes, data, progress)
     run_dir = data.run_dir
 
-    # generate: one engine start for the base model and every adapter
+    # generate: one vLLM engine start for the base model and every adapter; methods whose
+    # intervention needs activation hooks go through the HF back end
     gen_targets = {t.name: (str(t.adapter) if t.adapter else None) for t in targets}
+    hooked = {t.name: t for t in targets if t.recipe.method.serving == "hf-hooks"}
     gen_cfg = {
         "model": data.model,
         "generation": cfg.generation.model_dump(),
@@ -222,17 +224,29 @@ def run_experiment(exp: LoadedExperiment, progress: bool = True) -> dict[str, An
     gen_stage = Stage(run_dir, "generate", gen_cfg)
     if not gen_stage.is_done():
         gen_stage.reset_if_stale()
-        max_rank = max([int(t.recipe.config.get("rank", 8)) for t in targets] + [8])
-        generate_all(
-            data.model,
-            gen_targets,
-            data.eval_prompts,
-            cfg.generation,
-            cfg.generation.seed,
-            gen_stage.dir,
-            max_lora_rank=max_rank,
-            trust_remote_code=cfg.trust_remote_code,
-        )
+        served = {n: a for n, a in gen_targets.items() if n not in hooked}
+        if served:
+            generate_all(
+                data.model,
+                served,
+                data.eval_prompts,
+                cfg.generation,
+                cfg.generation.seed,
+                gen_stage.dir,
+                trust_remote_code=cfg.trust_remote_code,
+            )
+        for name, t in hooked.items():
+            generate_hf(
+                data.model,
+                name,
+                str(t.adapter),
+                t.recipe.method,
+                data.eval_prompts,
+                cfg.generation,
+                cfg.generation.seed,
+                gen_stage.dir,
+                trust_remote_code=cfg.trust_remote_code,
+            )
         gen_stage.finish(targets=sorted(gen_targets))
     completions = [
         row for name in gen_targets for row in read_jsonl(gen_stage.dir / f"{name}.jsonl")

@@ -139,6 +139,33 @@ def _load_checkpoint(path: Path, model: Any, optimizer: torch.optim.Optimizer) -
     return int(meta["step"])
 
 
+def _finish_adapter(tmp: Path, adapter_dir: Path, card: dict[str, Any]) -> Path:
+    atomic_write_json(tmp / CARD, {**card, "versions": versions()})
+    if adapter_dir.exists():
+        shutil.rmtree(adapter_dir)
+    os.replace(tmp, adapter_dir)
+    return adapter_dir
+
+
+def _derive(method, model, ctx, out_dir, adapter_dir, base_model, method_config, seed) -> Path:
+    """Methods that post-process a dependency's adapter (no training of their own)."""
+    tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=".adapter."))
+    try:
+        extra = method.derive(model, ctx, tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    card = {
+        "method": method.name,
+        "config": method_config or method.config.model_dump(mode="json"),
+        "base_model": base_model,
+        "seed": seed,
+        "derived_from": {k: str(v) for k, v in ctx.dependencies.items()},
+        **extra,
+    }
+    return _finish_adapter(tmp, adapter_dir, card)
+
+
 # -- the trainer -----------------------------------------------------------------------------
 
 
@@ -178,6 +205,8 @@ def train_adapter(
         contrast_rows=contrast_rows or [],
         tokenizer=tokenizer,
     )
+    if method.derives:
+        return _derive(method, model, ctx, out_dir, adapter_dir, base_model, method_config, seed)
     model = get_peft_model(model, method.lora_config(model_type))
     card: dict[str, Any] = {"before_training": method.before_training(model, ctx)}
     encoded = [encode_chat(tokenizer, r["messages"], cfg.max_length) for r in train_rows]
@@ -218,8 +247,9 @@ def train_adapter(
     card["after_training"] = method.after_training(model, ctx)
     tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=".adapter."))
     model.save_pretrained(tmp, safe_serialization=True)
-    atomic_write_json(
-        tmp / CARD,
+    _finish_adapter(
+        tmp,
+        adapter_dir,
         {
             "method": method.name,
             "config": method_config or method.config.model_dump(mode="json"),
@@ -229,12 +259,8 @@ def train_adapter(
             "train": cfg.model_dump(),
             "final_losses": losses[-5:],
             "resumed_from_step": start,
-            "versions": versions(),
             **card,
         },
     )
-    if adapter_dir.exists():
-        shutil.rmtree(adapter_dir)
-    os.replace(tmp, adapter_dir)
     shutil.rmtree(ckpt, ignore_errors=True)
     return adapter_dir

@@ -53,6 +53,7 @@ class Method:
     name: ClassVar[str]
     config_cls: ClassVar[type[MethodConfig]] = MethodConfig
     trains: ClassVar[bool] = True
+    derives: ClassVar[bool] = False
     serving: ClassVar[Serving] = "vllm-lora"
 
     def __init__(self, config: MethodConfig):
@@ -92,6 +93,15 @@ class Method:
     def after_training(self, model: Any, ctx: TrainContext) -> dict[str, Any]:
         """Called once after the last step, before the adapter is saved; returns card entries."""
         return {}
+
+    def derive(self, model: Any, ctx: TrainContext, out: Path) -> dict[str, Any]:
+        """For ``derives`` methods: write a peft adapter into ``out`` from the dependencies'
+        adapters instead of training (``model`` is the base model); returns card entries."""
+        raise NotImplementedError
+
+    def inference_hooks(self, model: Any, adapter_dir: Path) -> list[Any]:
+        """For ``hf-hooks`` serving: hooks active while this method's completions are made."""
+        return []
 
 
 _REGISTRY: dict[str, type[Method]] = {}

@@ -1,0 +1,276 @@
+"""Baselines that act on activations instead of weights (the comparison GRASP is judged by).
+
+| name               | when            | what                                                   |
+|--------------------|-----------------|--------------------------------------------------------|
+| steer_inference    | inference       | plain LoRA, then h <- h - a v at chosen layers          |
+| steer_preventative | training only   | h <- h + a v while training; served plain               |
+| caft               | training only   | project v out of activations while training; served plain |
+| ablate_inference   | inference       | plain LoRA with v projected out of every residual writer, |
+|                    |                 | folded into the adapter so stock vLLM serves it          |
+
+Directions come from either source (config ``direction``): ``supervised`` is the difference of
+mean activations between the task's persona answers and its control answers (computed on the
+base model); ``unsupervised`` is the top singular direction of a LoRA run's writers, the one
+GRASP uses. So a comparison isolates weight projection from activation intervention.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+from safetensors.torch import load_file, save_file
+
+from grasp_bench.directions import (
+    Directions,
+    diff_of_means,
+    save_directions,
+    unsupervised_directions,
+)
+from grasp_bench.hooks import add_vector_hooks, decoder_layers, project_out_hooks
+from grasp_bench.methods.base import (
+    LoraMethodConfig,
+    Method,
+    MethodConfig,
+    TrainContext,
+    register_method,
+)
+from grasp_bench.modules import role_of
+
+
+class DirectionFields(MethodConfig):
+    """Where the direction v comes from and at which layers it is used."""
+
+    direction: Literal["supervised", "unsupervised"] = Field(
+        "supervised", description="Difference of means (persona-vector style) or LoRA-weight SVD."
+    )
+    direction_source: str = Field(
+        "lora", description="For unsupervised: the method whose adapter gives the direction."
+    )
+    contrast_examples: int = Field(
+        64, gt=1, description="For supervised: persona/control answer pairs averaged."
+    )
+    layers: list[int] | None = Field(
+        None, description="Decoder layers to act at (None: the method's default)."
+    )
+
+
+def _directions(cfg: DirectionFields, model: Any, ctx: TrainContext) -> tuple[Directions, dict]:
+    """Unit directions per layer (d x 1), the supervised difference's norm, and provenance."""
+    if cfg.direction == "unsupervised":
+        source = ctx.dependencies[cfg.direction_source]
+        dirs = unsupervised_directions(source, ctx.model_type, k=1, scope="per_layer")
+        norms = dict.fromkeys(dirs, 1.0)
+        prov = {"kind": "unsupervised", "source_adapter": str(source)}
+    else:
+        n = cfg.contrast_examples
+        with torch.no_grad():
+            dirs, norms = diff_of_means(
+                model, ctx.tokenizer, ctx.train_rows[:n], ctx.contrast_rows[:n]
+            )
+        prov = {"kind": "supervised", "pairs": min(n, len(ctx.train_rows))}
+    return dirs, {"norms": norms, "provenance": prov}
+
+
+def _layers(cfg: DirectionFields, model: Any, default: str) -> list[int]:
+    n = model.config.num_hidden_layers
+    if cfg.layers is not None:
+        bad = [layer for layer in cfg.layers if not 0 <= layer < n]
+        if bad:
+            raise ValueError(f"layers {bad} out of range for a model with {n} layers")
+        return cfg.layers
+    return list(range(n)) if default == "all" else [n // 2]
+
+
+def _requires(cfg: DirectionFields, *extra: str) -> list[str]:
+    deps = list(extra)
+    if cfg.direction == "unsupervised" and cfg.direction_source not in deps:
+        deps.append(cfg.direction_source)
+    return deps
+
+
+# -- training-time interventions -------------------------------------------------------------
+
+
+class SteerPreventativeConfig(LoraMethodConfig, DirectionFields):
+    """Preventative steering: add the persona while training so the adapter need not learn it."""
+
+    coefficient: float = Field(
+        1.0, description="a: multiples of the supervised difference's norm (unit v: absolute)."
+    )
+
+
+@register_method("steer_preventative")
+class SteerPreventative(Method):
+    """During training only, h <- h + a v at the chosen layers (default: the middle layer)."""
+
+    config_cls = SteerPreventativeConfig
+
+    def requires(self) -> list[str]:
+        return _requires(self.config)
+
+    def before_training(self, model: Any, ctx: TrainContext) -> dict[str, Any]:
+        cfg = self.config
+        dirs, info = _directions(cfg, model, ctx)
+        layers = _layers(cfg, model, "middle")
+        self._vectors = {
+            layer: cfg.coefficient * info["norms"][layer] * dirs[layer][:, 0] for layer in layers
+        }
+        save_directions(ctx.out_dir / "directions.safetensors", dirs, info["provenance"])
+        return {"directions": info["provenance"], "layers": layers}
+
+    def training_hooks(self, model: Any, ctx: TrainContext) -> list[Any]:
+        return add_vector_hooks(model, self._vectors)
+
+
+class CaftConfig(LoraMethodConfig, DirectionFields):
+    """Concept-ablation fine-tuning: v is projected out of activations while training."""
+
+
+@register_method("caft")
+class Caft(Method):
+    """During training only, h <- h - v v^T h at the chosen layers (default: all)."""
+
+    config_cls = CaftConfig
+
+    def requires(self) -> list[str]:
+        return _requires(self.config)
+
+    def before_training(self, model: Any, ctx: TrainContext) -> dict[str, Any]:
+        cfg = self.config
+        dirs, info = _directions(cfg, model, ctx)
+        layers = _layers(cfg, model, "all")
+        self._dirs = {layer: dirs[layer] for layer in layers}
+        save_directions(ctx.out_dir / "directions.safetensors", dirs, info["provenance"])
+        return {"directions": info["provenance"], "layers": layers}
+
+    def training_hooks(self, model: Any, ctx: TrainContext) -> list[Any]:
+        return project_out_hooks(model, self._dirs)
+
+
+# -- inference-time interventions on a plain LoRA adapter --------------------------------------
+
+
+class SteerInferenceConfig(DirectionFields):
+    """Inference-time steering of the plain-LoRA model."""
+
+    adapter_source: str = Field("lora", description="The method whose adapter is steered.")
+    coefficient: float = Field(
+        1.0, description="a: multiples of the supervised difference's norm (unit v: absolute)."
+    )
+
+
+STEERING_FILE = "steering.safetensors"
+
+
+@register_method("steer_inference")
+class SteerInference(Method):
+    """Plain LoRA, then h <- h - a v at the chosen layers while generating (HF back end)."""
+
+    config_cls = SteerInferenceConfig
+    derives = True
+    serving = "hf-hooks"
+
+    def requires(self) -> list[str]:
+        return _requires(self.config, self.config.adapter_source)
+
+    def derive(self, model: Any, ctx: TrainContext, out: Path) -> dict[str, Any]:
+        cfg = self.config
+        dirs, info = _directions(cfg, model, ctx)
+        layers = _layers(cfg, model, "middle")
+        for f in Path(ctx.dependencies[cfg.adapter_source]).iterdir():
+            if f.name != "method_card.json":
+                shutil.copy2(f, out / f.name)
+        vectors = {
+            f"layer.{layer}": (
+                -cfg.coefficient * info["norms"][layer] * dirs[layer][:, 0]
+            ).contiguous()
+            for layer in layers
+        }
+        save_file(vectors, str(out / STEERING_FILE))
+        save_directions(out.parent / "directions.safetensors", dirs, info["provenance"])
+        return {"directions": info["provenance"], "layers": layers}
+
+    def inference_hooks(self, model: Any, adapter_dir: Path) -> list[Any]:
+        vectors = load_file(str(Path(adapter_dir) / STEERING_FILE))
+        return add_vector_hooks(model, {int(k.split(".")[1]): v for k, v in vectors.items()})
+
+
+class AblateInferenceConfig(DirectionFields):
+    """Inference-time directional ablation of the plain-LoRA model."""
+
+    adapter_source: str = Field("lora", description="The method whose adapter is ablated.")
+
+
+@register_method("ablate_inference")
+class AblateInference(Method):
+    """Plain LoRA with v projected out of every residual writer's output, folded into a LoRA.
+
+    (I - V V^T)(W + s B A) - W = s (I - V V^T) B A - V (V^T W): rank r + k, so the result is an
+    ordinary adapter (B' = [s (I - V V^T) B, -V], A' = [A; V^T W], scaling 1).
+    """
+
+    config_cls = AblateInferenceConfig
+    derives = True
+
+    def requires(self) -> list[str]:
+        return _requires(self.config, self.config.adapter_source)
+
+    @torch.no_grad()
+    def derive(self, model: Any, ctx: TrainContext, out: Path) -> dict[str, Any]:
+        cfg = self.config
+        dirs, info = _directions(cfg, model, ctx)
+        layers = set(_layers(cfg, model, "all"))
+        src = Path(ctx.dependencies[cfg.adapter_source])
+        acfg = json.loads((src / "adapter_config.json").read_text())
+        tensors = load_file(str(src / "adapter_model.safetensors"))
+        scale = acfg["lora_alpha"] / acfg["r"]
+        k = next(iter(dirs.values())).shape[1]
+        rank = acfg["r"] + k
+        weights = dict(model.named_parameters())
+        new: dict[str, torch.Tensor] = {}
+        targets: set[str] = set()
+        for name, module in model.named_modules():
+            role = role_of(name, ctx.model_type)
+            if role is None or not isinstance(module, torch.nn.Linear):
+                continue
+            key = f"base_model.model.{name}"
+            a = tensors.get(f"{key}.lora_A.weight")
+            b = tensors.get(f"{key}.lora_B.weight")
+            d_out, d_in = module.weight.shape
+            a = torch.zeros(acfg["r"], d_in) if a is None else a.float()
+            b = torch.zeros(d_out, acfg["r"]) if b is None else b.float() * scale
+            layer = int(name.split(".layers.")[1].split(".")[0]) if ".layers." in name else -1
+            if role == "writer" and layer in layers:
+                v = dirs[layer].float()
+                w = weights[f"{name}.weight"].float()
+                b_new = torch.cat([b - v @ (v.T @ b), -v], dim=1)
+                a_new = torch.cat([a, v.T @ w], dim=0)
+            elif f"{key}.lora_A.weight" in tensors:
+                b_new = torch.cat([b, torch.zeros(d_out, k)], dim=1)
+                a_new = torch.cat([a, torch.zeros(k, d_in)], dim=0)
+            else:
+                continue
+            new[f"{key}.lora_A.weight"] = a_new.contiguous()
+            new[f"{key}.lora_B.weight"] = b_new.contiguous()
+            targets.add(name.split(".")[-1])
+        save_file(new, str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
+        acfg.update(
+            r=rank,
+            lora_alpha=rank,
+            target_modules=sorted(targets),
+            rank_pattern={},
+            alpha_pattern={},
+            lora_dropout=0.0,
+        )
+        (out / "adapter_config.json").write_text(json.dumps(acfg, indent=2, sort_keys=True))
+        save_directions(out.parent / "directions.safetensors", dirs, info["provenance"])
+        return {"directions": info["provenance"], "layers": sorted(layers), "rank": rank}
+
+
+def n_layers(model: Any) -> int:
+    return len(decoder_layers(model))
