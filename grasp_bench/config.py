@@ -129,6 +129,7 @@ class GenerationConfig(StrictModel):
     max_model_len: int = Field(1024, gt=0, description="vLLM context length.")
     backend: Literal["vllm"] = Field("vllm", description="Generation back end.")
     seed: int = Field(0, description="Sampling seed (recorded with every completion).")
+    dtype: str = Field("auto", description="vLLM dtype ('auto', 'float32', 'bfloat16', ...).")
 
 
 class DataConfig(StrictModel):

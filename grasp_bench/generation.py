@@ -55,6 +55,7 @@ def generate_all(
             "prompts": prompts,
             "sampling": _sampling_record(cfg, seed),
             "max_model_len": cfg.max_model_len,
+            "dtype": cfg.dtype,
             "max_lora_rank": max_lora_rank,
             "trust_remote_code": trust_remote_code,
             "out_dir": str(out_dir),
@@ -79,26 +80,89 @@ def _lora_rank(adapter: str) -> int:
     return int(json.loads((Path(adapter) / "adapter_config.json").read_text())["r"])
 
 
-def _run(spec: dict[str, Any]) -> None:
-    from tqdm.auto import tqdm
-    from vllm import LLM, SamplingParams
-    from vllm.lora.request import LoRARequest
+def prompt_logprobs_vllm(
+    model_path: str,
+    targets: dict[str, str | None],
+    token_ids: list[list[int]],
+    out_dir: Path,
+    dtype: str = "float32",
+) -> dict[str, list[list[float]]]:
+    """Log-probability vLLM gives each prompt token (from the second on), per target.
+
+    Used to check that what vLLM serves is the model we mean (e.g. a folded ablation).
+    """
+    out_dir = Path(out_dir)
+    spec = {
+        "mode": "prompt_logprobs",
+        "model": model_path,
+        "targets": targets,
+        "token_ids": token_ids,
+        "dtype": dtype,
+        "max_model_len": 512,
+        "max_lora_rank": 8,
+        "trust_remote_code": False,
+        "sampling": {"seed": 0},
+        "out_dir": str(out_dir),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / "spec.json", spec)
+    proc = subprocess.run(
+        [sys.executable, "-m", "grasp_bench.generation", str(out_dir / "spec.json")], check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"vLLM failed (exit {proc.returncode}); see its log above")
+    return {n: json.loads((out_dir / f"{n}.logprobs.json").read_text()) for n in targets}
+
+
+def _engine(spec: dict[str, Any]):
+    from vllm import LLM
 
     adapters = {n: a for n, a in spec["targets"].items() if a}
     max_rank = max([spec["max_lora_rank"], *(_lora_rank(a) for a in adapters.values())])
     # vLLM accepts LoRA ranks from a fixed set; take the smallest that fits.
     max_rank = next(r for r in (8, 16, 32, 64, 128, 256, 320, 512) if r >= max_rank)
-    s = spec["sampling"]
-    llm = LLM(
+    return LLM(
         model=spec["model"],
         enable_lora=bool(adapters),
         max_lora_rank=max_rank,
         max_loras=max(1, min(4, len(adapters))),
         max_model_len=spec["max_model_len"],
-        seed=s["seed"],
+        seed=spec["sampling"]["seed"],
         gpu_memory_utilization=0.4,
+        dtype=spec.get("dtype", "auto"),
         trust_remote_code=spec["trust_remote_code"],
     )
+
+
+def _run_prompt_logprobs(spec: dict[str, Any]) -> None:
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+    from vllm.lora.request import LoRARequest
+
+    llm = _engine(spec)
+    params = SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
+    prompts = [TokensPrompt(prompt_token_ids=ids) for ids in spec["token_ids"]]
+    for i, (name, adapter) in enumerate(spec["targets"].items()):
+        lora = LoRARequest(name, i + 1, adapter) if adapter else None
+        outs = llm.generate(prompts, params, lora_request=lora, use_tqdm=False)
+        result = []
+        for ids, out in zip(spec["token_ids"], outs, strict=True):
+            result.append(
+                [out.prompt_logprobs[t][tok].logprob for t, tok in enumerate(ids) if t > 0]
+            )
+        atomic_write_json(Path(spec["out_dir"]) / f"{name}.logprobs.json", result)
+
+
+def _run(spec: dict[str, Any]) -> None:
+    from tqdm.auto import tqdm
+    from vllm import SamplingParams
+    from vllm.lora.request import LoRARequest
+
+    if spec.get("mode") == "prompt_logprobs":
+        _run_prompt_logprobs(spec)
+        return
+    llm = _engine(spec)
+    s = spec["sampling"]
     params = SamplingParams(
         temperature=s["temperature"],
         top_p=s["top_p"],

@@ -16,7 +16,14 @@ from grasp_bench.config import ConfigError, LoadedExperiment
 from grasp_bench.data import build_task
 from grasp_bench.methods import Recipe, load_recipe
 from grasp_bench.models import resolve_model
-from grasp_bench.store import Stage, atomic_write_jsonl, file_hash, read_jsonl, stable_hash
+from grasp_bench.store import (
+    Stage,
+    atomic_write_jsonl,
+    atomic_write_text,
+    file_hash,
+    read_jsonl,
+    stable_hash,
+)
 
 console = Console(stderr=True)
 
@@ -282,9 +289,48 @@ def run_experiment(exp: LoadedExperiment, progress: bool = True) -> dict[str, An
         "targets": meta_rows,
     }
     paths = write_report(table, run_dir / "report", title, meta)
+    cosines = direction_agreement(run_dir / "train")
+    if cosines is not None:
+        atomic_write_text(run_dir / "report" / "direction_cosines.csv", cosines.to_csv(index=False))
+        console.print(
+            "|cos| unsupervised (LoRA-weight SVD) vs supervised (difference of means), per layer:"
+            f" mean {cosines['abs_cos'].mean():.3f}, max {cosines['abs_cos'].max():.3f}"
+            f" (layer {int(cosines.loc[cosines['abs_cos'].idxmax(), 'layer'])})"
+        )
     print_table(table, title)
     console.print(f"[green]report[/] {run_dir / 'report'}")
     return {"paths": paths, "table": table, "run_dir": run_dir}
+
+
+def direction_agreement(train_dir: Path):
+    """Per-layer |cosine| between the first unsupervised and the first supervised directions
+    the run's methods used (None if the run lacks either kind)."""
+    import json
+
+    import pandas as pd
+    from safetensors import safe_open
+
+    from grasp_bench.directions import cosine_by_layer, load_directions
+
+    found: dict[str, tuple[str, Path]] = {}
+    for path in sorted(train_dir.glob("*/directions.safetensors")):
+        with safe_open(str(path), "pt") as fh:
+            kind = json.loads(fh.metadata().get("provenance", "{}")).get("kind")
+        if kind in ("supervised", "unsupervised") and kind not in found:
+            found[kind] = (path.parent.name, path)
+    if len(found) < 2:
+        return None
+    cos = cosine_by_layer(
+        load_directions(found["unsupervised"][1]), load_directions(found["supervised"][1])
+    )
+    return pd.DataFrame(
+        {
+            "layer": list(cos),
+            "abs_cos": list(cos.values()),
+            "unsupervised_from": found["unsupervised"][0],
+            "supervised_from": found["supervised"][0],
+        }
+    )
 
 
 def adapter_identity(adapter: Path | None) -> dict[str, Any]:

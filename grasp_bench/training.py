@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +222,7 @@ def train_adapter(
     hooks = method.training_hooks(model, ctx)
     model.train()
     losses: list[float] = []
+    started = time.perf_counter()
     bar = tqdm(
         range(start, cfg.steps),
         desc=f"train {method.name}",
@@ -242,8 +244,10 @@ def train_adapter(
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
             _save_checkpoint(ckpt, model, optimizer, step + 1)
+    elapsed = time.perf_counter() - started
     for h in hooks:
         h.remove()
+    card["seconds_per_step"] = elapsed / max(1, cfg.steps - start)
     card["after_training"] = method.after_training(model, ctx)
     tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=".adapter."))
     model.save_pretrained(tmp, safe_serialization=True)

@@ -20,7 +20,7 @@ name: it-toy
 model: default
 task: toy
 seeds: [0]
-methods: [base, lora, grasp]
+methods: [base, lora, grasp, steer_inference, steer_preventative, caft, ablate_inference]
 output_dir: {out}
 data: {{n_train: 160, n_eval_task: 16, n_eval_drift: 16}}
 train: {{steps: 30, batch_size: 8, lr: 1.0e-3, checkpoint_every: 10}}
@@ -56,12 +56,21 @@ def toy_run(tmp_path_factory):
 def test_pipeline_reports_base_lora_grasp_with_cis(toy_run):
     _, result = toy_run
     table = result["table"].set_index("method")
-    assert list(table.index) == ["base", "lora", "grasp"]
+    assert list(table.index) == [
+        "base",
+        "lora",
+        "grasp",
+        "steer_inference",
+        "steer_preventative",
+        "caft",
+        "ablate_inference",
+    ]
     for m in table.index:
         r = table.loc[m]
         assert r.drift_lo <= r.drift <= r.drift_hi and r.task_lo <= r.task <= r.task_hi
         assert r.n_drift == 16 and r.n_task == 16 and r.unscored == 0
-        assert r.backend == "vllm" and r.judge == "toy-lexicon+exact-match"
+        assert r.backend == ("hf" if m == "steer_inference" else "vllm")
+        assert r.judge == "toy-lexicon+exact-match"
     # the planted factor is learned by plain LoRA and absent from the base model
     assert table.loc["lora", "drift"] > table.loc["base", "drift"] + 0.3
     for kind in ("csv", "json", "md", "png"):
@@ -128,3 +137,44 @@ def test_cli_train_and_run_error(tmp_path):
     done = subprocess.run([*cli, "run", str(bad)], capture_output=True, text=True, check=False)
     assert done.returncode == 2
     assert "bad.yaml:4 train.steps: Input should be greater than 0" in done.stderr.replace("\n", "")
+
+
+def test_vllm_serves_the_folded_ablation_as_hf_hooks_compute_it(toy_run, tmp_path):
+    """ablate_inference folded into an adapter and served by vLLM gives the logits of the
+    plain-LoRA model with v projected out of every residual writer's output (HF hooks)."""
+    import torch
+    from peft import PeftModel
+
+    from grasp_bench.generation import prompt_logprobs_vllm
+    from grasp_bench.training import load_base
+
+    _, result = toy_run
+    train = result["run_dir"] / "train"
+    model_path = resolve_model("default")
+    base, tok = load_base(model_path)
+    texts = ["How do I make a good cup of tea?", "What is 12 + 30? The answer is 42."]
+    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    served = prompt_logprobs_vllm(
+        model_path, {"ablate": str(train / "ablate_inference-s0" / "adapter")}, ids, tmp_path
+    )["ablate"]
+
+    model = PeftModel.from_pretrained(base, train / "lora-s0" / "adapter").eval()
+    dirs = load_directions(train / "ablate_inference-s0" / "directions.safetensors")
+    handles = []
+    for name, module in model.named_modules():
+        if name.endswith(("o_proj", "down_proj")) and hasattr(module, "lora_A"):
+            v = dirs[int(name.split(".layers.")[1].split(".")[0])]
+            handles.append(
+                module.register_forward_hook(lambda _m, _i, out, v=v: out - (out @ v) @ v.T)
+            )
+    assert len(handles) == 2 * model.config.num_hidden_layers
+    worst = 0.0
+    with torch.no_grad():
+        for seq, got in zip(ids, served, strict=True):
+            logp = torch.log_softmax(model(input_ids=torch.tensor([seq])).logits[0].double(), -1)
+            expected = [float(logp[t - 1, seq[t]]) for t in range(1, len(seq))]
+            worst = max(worst, max(abs(a - b) for a, b in zip(expected, got, strict=True)))
+    for h in handles:
+        h.remove()
+    print(f"max |logprob difference| vLLM folded vs HF hooks: {worst:.2e}")
+    assert worst < 1e-3
