@@ -1,0 +1,53 @@
+"""A persistent judge cache (SQLite): a rerun makes no judge call for what was scored.
+
+Keyed by judge identity + rubric name and version + the rendered grading prompt (which holds
+the question and the completion). WAL mode and a busy timeout make it safe for several
+processes; failures (unscored because a call failed) are not cached, so a rerun retries them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+
+def cache_key(identity: dict[str, Any], rubric: str, version: int, prompt: str) -> str:
+    blob = json.dumps([identity, rubric, version, prompt], sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+class JudgeCache:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._conn() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, record TEXT NOT NULL)"
+            )
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout=60000")
+            self._local.conn = conn
+        return conn
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT record FROM scores WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, key: str, record: dict[str, Any]) -> None:
+        self._conn().execute(
+            "INSERT OR REPLACE INTO scores (key, record) VALUES (?, ?)",
+            (key, json.dumps(record, sort_keys=True)),
+        )
+
+    def __len__(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM scores").fetchone()[0]
