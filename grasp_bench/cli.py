@@ -52,6 +52,46 @@ def run(config: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -> Non
         _fail(exc)
 
 
+def _experiment_of(run_dir: Path):
+    import json
+
+    from grasp_bench.config import load_experiment
+
+    marker = run_dir / "experiment.json"
+    if not marker.exists():
+        raise ConfigError(
+            f"{run_dir}: not a run directory (no experiment.json); "
+            "start it with `grasp-bench run CONFIG`"
+        )
+    return load_experiment(Path(json.loads(marker.read_text())["config_path"]))
+
+
+@app.command()
+def generate(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Generate completions for every method's adapter of a run (one vLLM engine start)."""
+    from grasp_bench.pipeline import run_experiment
+
+    try:
+        out = run_experiment(_experiment_of(run_dir), until="generate")
+    except ConfigError as exc:
+        _fail(exc)
+    typer.echo(f"{len(out['completions'])} completions in {out['run_dir'] / 'generate'}")
+
+
+@app.command()
+def judge(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Score a run's completions with its configured judge (cached, resumable)."""
+    from grasp_bench.pipeline import run_experiment
+
+    try:
+        out = run_experiment(_experiment_of(run_dir), until="score")
+    except ConfigError as exc:
+        _fail(exc)
+    records = out["records"]
+    unscored = sum(r["value"] is None for r in records)
+    typer.echo(f"{len(records)} scores ({unscored} unscored) in {out['run_dir'] / 'score'}")
+
+
 @app.command()
 def validate(config: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -> None:
     """Check an experiment YAML and the recipes it names, without running anything."""

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Loc = tuple[Any, ...]
 
@@ -143,6 +150,38 @@ class DataConfig(StrictModel):
     )
 
 
+class JudgeConfig(StrictModel):
+    """Who scores completions. The task's offline scorers always run; ``rubrics`` add LLM-judged
+    metrics from an OpenAI-compatible endpoint (``openai``) or a local vLLM server of any model
+    that the project starts itself (``local``)."""
+
+    kind: Literal["offline", "openai", "local"] = Field("offline", description="Judge kind.")
+    rubrics: list[str] = Field(
+        default_factory=list, description="LLM-judged rubrics (names or YAML paths)."
+    )
+    model: str = Field("default", description="openai: model name; local: model to serve.")
+    base_url: str | None = Field(None, description="openai: the endpoint's base URL.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="openai: env var holding the key.")
+    concurrency: int = Field(8, gt=0, description="Judge calls in flight.")
+    timeout: float = Field(60.0, gt=0, description="Seconds per judge call.")
+    max_retries: int = Field(3, ge=0, description="Retries on 429/5xx/timeouts.")
+    cache: str | None = Field(
+        None, description="SQLite cache (default: <output_dir>/judge.sqlite)."
+    )
+
+    @model_validator(mode="after")
+    def _needs(self) -> JudgeConfig:
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("kind openai needs base_url")
+        if self.kind != "offline" and not self.rubrics:
+            raise ValueError(f"kind {self.kind} needs at least one rubric")
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.kind if self.kind == "offline" else f"{self.kind}:{self.model}"
+
+
 class MethodRef(StrictModel):
     """A method of the experiment: a recipe from ``baselines/`` plus optional overrides."""
 
@@ -159,13 +198,18 @@ class ExperimentConfig(StrictModel):
     task: Literal["toy"] = Field("toy", description="Benchmark task.")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="Seeds.")
     methods: list[str | MethodRef] = Field(min_length=1, description="Methods to compare.")
-    judge: Literal["offline"] = Field("offline", description="Judge that scores completions.")
+    judge: JudgeConfig = Field(default_factory=JudgeConfig, description="Who scores.")
     output_dir: str = Field("runs", description="Where run directories go.")
     trust_remote_code: bool = Field(False, description="Only for models you trust.")
     plugins: list[str] = Field(default_factory=list, description="Modules that register methods.")
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _judge_shorthand(cls, v: Any) -> Any:
+        return {"kind": v} if isinstance(v, str) else v
 
     @field_validator("name")
     @classmethod

@@ -18,6 +18,7 @@ from grasp_bench.methods import Recipe, load_recipe
 from grasp_bench.models import resolve_model
 from grasp_bench.store import (
     Stage,
+    atomic_write_json,
     atomic_write_jsonl,
     atomic_write_text,
     file_hash,
@@ -132,6 +133,7 @@ def prepare_data(exp: LoadedExperiment) -> RunData:
     run_dir = Path(cfg.output_dir) / cfg.name
     model = resolve_model(cfg.model)
     console.print(f"[bold]run[/] {run_dir}  model={model}")
+    atomic_write_json(run_dir / "experiment.json", {"config_path": str(exp.path.resolve())})
     stage = Stage(run_dir, "data", {"task": cfg.task, **cfg.data.model_dump()})
     if not stage.is_done():
         stage.reset_if_stale()
@@ -206,17 +208,24 @@ def train_targets(exp: LoadedExperiment, recipes: list[Recipe]) -> dict[str, Pat
     return {t.recipe.label: t.adapter for t in targets if t.seed == exp.config.seeds[0]}
 
 
-def run_experiment(exp: LoadedExperiment, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) every stage of an experiment; returns the report's paths and table."""
+def run_experiment(
+    exp: LoadedExperiment, progress: bool = True, until: str = "report"
+) -> dict[str, Any]:
+    """Run (or resume) the stages of an experiment up to ``until`` (train, generate, score or
+    report); returns what the last stage made."""
+    if until not in ("train", "generate", "score", "report"):
+        raise ValueError(f"until must be train, generate, score or report, not {until!r}")
     from grasp_bench.generation import generate_all, generate_hf
     from grasp_bench.report import build_table, print_table, write_report
-    from grasp_bench.scoring import score_completions
+    from grasp_bench.scoring import score_offline, score_with_llm
 
     cfg = exp.config
     recipes = load_recipes(exp)
     data = prepare_data(exp)
     targets = train_all(exp, recipes, data, progress)
     run_dir = data.run_dir
+    if until == "train":
+        return {"run_dir": run_dir, "targets": targets}
 
     # generate: one vLLM engine start for the base model and every adapter; methods whose
     # intervention needs activation hooks go through the HF back end
@@ -258,18 +267,31 @@ def run_experiment(exp: LoadedExperiment, progress: bool = True) -> dict[str, An
     completions = [
         row for name in gen_targets for row in read_jsonl(gen_stage.dir / f"{name}.jsonl")
     ]
+    if until == "generate":
+        return {"run_dir": run_dir, "completions": completions}
 
     # score
+    judge_cfg = cfg.judge.model_dump(exclude={"cache", "concurrency"})
     score_stage = Stage(
-        run_dir, "score", {"generate": gen_stage.config_hash, "judge": cfg.judge, "task": cfg.task}
+        run_dir, "score", {"generate": gen_stage.config_hash, "judge": judge_cfg, "task": cfg.task}
     )
     if not score_stage.is_done():
         score_stage.reset_if_stale()
         truth = {p["prompt_id"]: p["target"] for p in data.eval_prompts}
-        records = score_completions(cfg.task, completions, truth, progress=progress)
+        records = score_offline(cfg.task, completions, truth, progress=progress)
+        cache = Path(cfg.judge.cache or Path(cfg.output_dir) / "judge.sqlite")
+        records += score_with_llm(
+            cfg.judge,
+            completions,
+            cache,
+            progress=progress,
+            server_log=score_stage.dir / "judge-server.log",
+        )
         atomic_write_jsonl(score_stage.dir / "scores.jsonl", records)
         score_stage.finish(n=len(records))
     records = read_jsonl(score_stage.dir / "scores.jsonl")
+    if until == "score":
+        return {"run_dir": run_dir, "records": records}
 
     # report
     meta_rows = [

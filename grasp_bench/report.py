@@ -36,6 +36,9 @@ def build_table(
     skill = scored[(scored.metric == task_metric) & (scored.split == task_split)]
     rows = []
     order = list(dict.fromkeys(meta["method"]))
+    extra_metrics = [
+        m for m in dict.fromkeys(scores["metric"]) if m not in (drift_metric, task_metric)
+    ]
     for method in order:
         d, t = drift[drift.method == method], skill[skill.method == method]
         de, te = mean_ci(d.value, d.prompt_id), mean_ci(t.value, t.prompt_id)
@@ -53,9 +56,16 @@ def build_table(
             "n_drift": de.n,
             "n_task": te.n,
             "unscored": int(all_m["value"].isna().sum()),
+            "unscored_share": float(all_m["value"].isna().mean()) if len(all_m) else 0.0,
             "backend": info["backend"],
             "judge": d.judge.iloc[0]["name"] if len(d) else "",
         }
+        for metric in extra_metrics:
+            m = scored[(scored.metric == metric) & (scored.method == method)]
+            est = mean_ci(m.value, m.prompt_id)
+            row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = est.mean, est.lo, est.hi
+            judges = {j.get("model", j.get("name")) for j in m.judge} if len(m) else set()
+            row[f"{metric}_judge"] = ",".join(sorted(str(j) for j in judges))
         for ref in ("base", reference):
             if ref in order and ref != method:
                 r_d, r_t = drift[drift.method == ref], skill[skill.method == ref]
@@ -83,6 +93,11 @@ def display_table(df: pd.DataFrame) -> pd.DataFrame:
             out[f"Δdrift vs {ref}"] = [
                 _fmt(r[f"drift_vs_{ref}"], r[f"drift_vs_{ref}_lo"], r[f"drift_vs_{ref}_hi"])
                 for _, r in df.iterrows()
+            ]
+    for col in df.columns:
+        if f"{col}_judge" in df.columns:
+            out[f"{col} (95% CI)"] = [
+                _fmt(r[col], r[f"{col}_lo"], r[f"{col}_hi"]) for _, r in df.iterrows()
             ]
     out["n (drift/task)"] = [f"{r.n_drift}/{r.n_task}" for r in df.itertuples()]
     out["unscored"] = df["unscored"]
