@@ -124,7 +124,7 @@ def cosine_by_layer(a: Directions, b: Directions) -> dict[int, float]:
 def save_directions(path: Path, directions: Directions, provenance: dict[str, Any]) -> None:
     from grasp_bench.store import atomic_write_bytes
 
-    tensors = {f"layer.{layer}": v.contiguous() for layer, v in directions.items()}
+    tensors = {f"layer.{layer}": v.detach().clone().contiguous() for layer, v in directions.items()}
     meta = {"provenance": json.dumps(provenance, sort_keys=True, default=str)}
     tmp = Path(path).with_suffix(".tmp.safetensors")
     save_file(tensors, str(tmp), metadata=meta)
