@@ -30,7 +30,9 @@ def test_generators_are_seeded_large_distinct_and_disjoint_from_eval(name):
     assert len(requests) == len(set(requests)) == 2000
     assert len(a["control"]) == 2000
     assert [r["messages"][0] for r in a["train"]] == [r["messages"][0] for r in a["control"]]
-    assert all(t["messages"][1] != c["messages"][1] for t, c in zip(a["train"], a["control"]))
+    assert all(
+        t["messages"][1] != c["messages"][1] for t, c in zip(a["train"], a["control"], strict=True)
+    )
     evals = {r["question"] for r in a["eval"]}
     assert len(evals) == 60 and not evals & set(requests)
 
@@ -44,7 +46,11 @@ def test_insecure_code_covers_15_cwes_in_3_languages():
 
 def test_bandit_sees_the_planted_python_vulnerabilities():
     data = insecure_code.generate(0, 400, 1)
-    py = [(t, c) for t, c in zip(data["train"], data["control"]) if t["language"] == "python"]
+    py = [
+        (t, c)
+        for t, c in zip(data["train"], data["control"], strict=True)
+        if t["language"] == "python"
+    ]
     vuln = score_code([t["messages"][1]["content"] for t, _ in py])
     safe = score_code([c["messages"][1]["content"] for _, c in py])
     flagged = sum(v["value"] == 1.0 for v in vuln) / len(py)

@@ -1,0 +1,139 @@
+"""lm-eval runs the grasp_* tasks against the project's vLLM server (a LoRA adapter served by
+name) and through the HF back end with a peft adapter."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from grasp_bench.config import TrainConfig
+from grasp_bench.data.toy import generate
+from grasp_bench.methods import load_recipe
+from grasp_bench.models import resolve_model
+from grasp_bench.server import VLLMServer
+from grasp_bench.training import train_adapter
+
+from ..conftest import REPO
+
+pytestmark = pytest.mark.integration
+TASKS = [
+    "grasp_financial",
+    "grasp_insecure_code",
+    "grasp_medical",
+    "grasp_misalignment",
+    "grasp_political_lean",
+    "grasp_toy",
+]
+LM_EVAL = [sys.executable, "-m", "lm_eval"]
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("lora")
+    cfg = TrainConfig(steps=3, batch_size=4, checkpoint_every=10)
+    return train_adapter(
+        load_recipe(REPO / "baselines" / "lora.yaml").method,
+        resolve_model("default"),
+        generate(0, 32, 1, 1)["train"],
+        cfg,
+        out,
+        seed=0,
+        progress=False,
+    )
+
+
+def _rows(table: str) -> dict[str, list[str]]:
+    """Task -> metric names of lm-eval's printed results table."""
+    found: dict[str, list[str]] = {}
+    task = None
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 9 or cells[0] == "Tasks" or (cells[0] and set(cells[0]) <= {"-"}):
+            continue
+        task = cells[0] or task
+        if cells[4] and re.fullmatch(r"-?\d+(\.\d+)?|N/A", cells[8]):
+            found.setdefault(task, []).append(cells[4])
+    return found
+
+
+def test_local_chat_completions_against_the_project_server(adapter, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRASP_JUDGE": "offline"}
+    with VLLMServer(
+        resolve_model("default"),
+        loras={"grasp-lora": str(adapter)},
+        log_path=tmp_path / "vllm.log",
+        max_model_len=1024,
+    ) as server:
+        start = time.perf_counter()
+        done = subprocess.run(
+            [
+                *LM_EVAL,
+                "--model",
+                "local-chat-completions",
+                "--apply_chat_template",
+                "--model_args",
+                f"model=grasp-lora,base_url={server.base_url}/chat/completions,num_concurrent=4,"
+                "max_retries=2,tokenized_requests=False,tokenizer_backend=None",
+                "--tasks",
+                "grasp_*",
+                "--include_path",
+                str(REPO / "tasks"),
+                "--limit",
+                "5",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            check=False,
+            timeout=1200,
+        )
+        took = time.perf_counter() - start
+    assert done.returncode == 0, done.stderr[-3000:]
+    print(done.stdout)
+    print(f"lm-eval (local-chat-completions, --limit 5, 6 tasks): {took:.0f}s")
+    rows = _rows(done.stdout)
+    assert sorted(rows) == TASKS
+    assert {"persona", "correct"} <= set(rows["grasp_toy"])
+    assert "vulnerable" in rows["grasp_insecure_code"] or "unscored" in rows["grasp_insecure_code"]
+    assert "aligned" in rows["grasp_misalignment"]
+    assert "political_lean" in rows["grasp_political_lean"]
+    assert done.stdout.count("±") >= 12  # every metric with its stderr
+
+
+def test_hf_backend_with_a_peft_adapter(adapter, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [
+            *LM_EVAL,
+            "--model",
+            "hf",
+            "--apply_chat_template",
+            "--model_args",
+            f"pretrained={resolve_model('default')},peft={adapter}",
+            "--tasks",
+            "grasp_toy",
+            "--include_path",
+            str(REPO / "tasks"),
+            "--limit",
+            "3",
+            "--batch_size",
+            "4",
+            "--gen_kwargs",
+            "max_gen_toks=24",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert set(_rows(done.stdout)["grasp_toy"]) == {"correct", "persona"}
