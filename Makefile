@@ -12,6 +12,8 @@ install:
 demo: install
 	$(BIN)/grasp-bench model prepare
 	$(BIN)/grasp-bench run experiments/toy-demo.yaml
+	$(BIN)/grasp-bench submit runs/toy-demo
+	$(BIN)/grasp-bench leaderboard build
 
 lint: install
 	$(BIN)/ruff check .
@@ -19,7 +21,8 @@ lint: install
 
 test: install lint
 	$(BIN)/grasp-bench model prepare
-	$(BIN)/python -m pytest -v --durations=15 tests
+	$(BIN)/grasp-bench leaderboard validate
+	$(BIN)/python -m pytest -v --durations=20 tests
 
 test-unit: install
 	$(BIN)/python -m pytest -q -m "not integration" tests

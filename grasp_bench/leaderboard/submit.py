@@ -1,0 +1,145 @@
+"""``grasp-bench submit RUN``: turn a finished run into leaderboard submissions, one per
+method, in the committed layout ``leaderboard/submissions/<method>/<model>/``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from grasp_bench.leaderboard.metrics import summarise
+from grasp_bench.leaderboard.schema import JudgeScore, SampleRecord, Summary
+from grasp_bench.models import DEFAULT_ALIASES, DEFAULT_DIRNAME
+from grasp_bench.store import atomic_write_jsonl, atomic_write_text, read_jsonl
+
+
+def slug(model: str) -> str:
+    """A model reference as a safe directory name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", model).strip("-.")[:64] or "model"
+
+
+def eval_set_hash(eval_prompts: list[dict[str, Any]]) -> str:
+    blob = json.dumps(
+        [[p["prompt_id"], p["split"], p["messages"], p.get("target")] for p in eval_prompts],
+        sort_keys=True,
+    ).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _judge_name(judge: dict[str, Any]) -> str:
+    name = judge.get("model") or judge.get("name") or judge.get("kind")
+    return f"{judge.get('kind')}:{name}:{judge.get('rubric', '')}".rstrip(":")
+
+
+def run_submissions(run_dir: Path, board_dir: Path, methods: list[str] | None = None) -> list[Path]:
+    """Write a submission per method of the run (or the chosen ones); returns their dirs."""
+    run_dir = Path(run_dir)
+    report = json.loads((run_dir / "report" / "results.json").read_text())
+    exp = report["meta"]["experiment"]
+    task, model = exp["task"], exp["model"]
+    if model.lower() in DEFAULT_ALIASES:
+        model = DEFAULT_DIRNAME  # the embedded default, named for readers of the board
+    eval_prompts = read_jsonl(run_dir / "data" / "eval.jsonl")
+    completions = {
+        (r["target"], r["prompt_id"], r["sample"]): r["completion"]
+        for p in sorted((run_dir / "generate").glob("*.jsonl"))
+        for r in read_jsonl(p)
+    }
+    scores = read_jsonl(run_dir / "score" / "scores.jsonl")
+    targets = report["meta"]["targets"]
+    recipes = {m["name"] if isinstance(m, dict) else m: m for m in exp["methods"]}
+    written = []
+    for method in dict.fromkeys(t["method"] for t in targets):
+        if methods and method not in methods:
+            continue
+        mine = [t for t in targets if t["method"] == method]
+        names = {t["target"]: t for t in mine}
+        grouped: dict[tuple, dict[str, JudgeScore]] = {}
+        for rec in scores:
+            if rec["target"] not in names:
+                continue
+            key = (rec["target"], rec["prompt_id"], rec["split"], rec["sample"])
+            grouped.setdefault(key, {})[rec["metric"]] = JudgeScore(
+                value=rec["value"],
+                reason=rec.get("reason") or rec.get("outcome"),
+                judge={k: v for k, v in rec["judge"].items() if not isinstance(v, dict)},
+            )
+        samples = [
+            SampleRecord(
+                task=task,
+                method=method,
+                model=model,
+                seed=names[target]["seed"],
+                prompt_id=pid,
+                split=split,
+                sample=sample,
+                completion_sha256=hashlib.sha256(
+                    completions[(target, pid, sample)].encode()
+                ).hexdigest(),
+                scores=metric_scores,
+            )
+            for (target, pid, split, sample), metric_scores in sorted(grouped.items())
+        ]
+        judges = sorted({_judge_name(sc.judge) for s in samples for sc in s.scores.values()})
+        summary = Summary(
+            task=task,
+            method=method,
+            model=model,
+            seeds=sorted({t["seed"] for t in mine}),
+            eval_set_sha256=eval_set_hash(eval_prompts),
+            judges=judges,
+            backend=mine[0]["backend"],
+            n_samples=len(samples),
+            **summarise(task, samples),
+        )
+        out = Path(board_dir) / "submissions" / method / slug(model)
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        atomic_write_jsonl(out / "samples.jsonl", [s.model_dump(mode="json") for s in samples])
+        atomic_write_text(
+            out / "summary.json",
+            json.dumps(summary.model_dump(mode="json"), indent=2, sort_keys=True) + "\n",
+        )
+        _copy_recipe(run_dir, recipes.get(method), method, out)
+        card = run_dir / "train" / f"{method}-s{mine[0]['seed']}" / "adapter" / "method_card.json"
+        if card.exists():
+            data = json.loads(card.read_text())
+            data.pop("derived_from", None)  # local paths say nothing to readers
+            atomic_write_text(
+                out / "method_card.json", json.dumps(_scrub(data), indent=2, sort_keys=True) + "\n"
+            )
+        written.append(out)
+    return written
+
+
+def _scrub(obj: Any) -> Any:
+    """Drop absolute local paths from a method card (they leak the submitter's filesystem)."""
+    if isinstance(obj, dict):
+        return {k: _scrub(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_scrub(v) for v in obj]
+    if isinstance(obj, str) and obj.startswith("/"):
+        return Path(obj).name
+    return obj
+
+
+def _copy_recipe(run_dir: Path, ref: Any, method: str, out: Path) -> None:
+    marker = run_dir / "experiment.json"
+    config_dir = Path(json.loads(marker.read_text())["config_path"]).parent
+    recipe = ref.get("recipe") if isinstance(ref, dict) and ref.get("recipe") else None
+    candidates = [config_dir / recipe] if recipe else []
+    candidates += [p / "baselines" / f"{method}.yaml" for p in (config_dir, *config_dir.parents)]
+    for path in candidates:
+        if path.exists():
+            text = path.read_text()
+            if isinstance(ref, dict) and ref.get("overrides"):
+                text += (
+                    "\n# overrides from the experiment:\n# " + json.dumps(ref["overrides"]) + "\n"
+                )
+            atomic_write_text(out / "recipe.yaml", text)
+            return
+    raise FileNotFoundError(f"no recipe found for method {method!r} of {run_dir}")

@@ -1,0 +1,195 @@
+"""Submission validation, run by ``grasp-bench leaderboard validate`` and by CI on every PR.
+
+Each problem names the file, the line or field, and why. A submission must be data only,
+comparable with the baselines (same task, eval set, judges, seeds), and its summary must be
+what its per-sample records recompute to.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from grasp_bench.leaderboard.metrics import TASK_METRICS, summarise
+from grasp_bench.leaderboard.schema import SCHEMA_VERSION, SampleRecord, Summary
+
+REQUIRED = ("summary.json", "samples.jsonl", "recipe.yaml")
+ALLOWED_SUFFIXES = {".json", ".jsonl", ".yaml", ".yml", ".md", ".safetensors"}
+MAX_FILE_BYTES = 20 * 1024 * 1024
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+BASELINE_REFERENCE = ("lora", "base")
+TOLERANCE = 1e-4
+
+
+def _loc(err: dict) -> str:
+    return ".".join(str(p) for p in err["loc"]) or "<root>"
+
+
+def validate_submission(sub: Path, root: Path) -> list[str]:
+    """Problems of one submission directory (``submissions/<method>/<model>/``)."""
+    problems: list[str] = []
+    rel = sub.relative_to(root) if sub.is_relative_to(root) else sub
+    for part in rel.parts[-2:]:
+        if not SAFE_NAME.match(part):
+            problems.append(
+                f"{rel}: directory name {part!r} is not safe as a path "
+                "(letters, digits, '.', '_', '-')"
+            )
+    for path in sorted(sub.rglob("*")):
+        name = path.relative_to(root) if path.is_relative_to(root) else path
+        if path.is_symlink():
+            problems.append(f"{name}: symbolic links are not allowed")
+            continue
+        if path.is_dir():
+            problems.append(f"{name}: sub-directories are not allowed")
+            continue
+        if path.suffix not in ALLOWED_SUFFIXES:
+            problems.append(
+                f"{name}: file type {path.suffix or '(none)'} not allowed; "
+                f"submissions are data ({', '.join(sorted(ALLOWED_SUFFIXES))})"
+            )
+        if path.stat().st_size > MAX_FILE_BYTES:
+            problems.append(
+                f"{name}: {path.stat().st_size} bytes, over the {MAX_FILE_BYTES} byte limit"
+            )
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+        if head in PICKLE_MAGIC:
+            problems.append(f"{name}: looks like a pickle; only safetensors/JSON are accepted")
+    for required in REQUIRED:
+        if not (sub / required).is_file():
+            problems.append(f"{rel / required}: missing (a submission needs {', '.join(REQUIRED)})")
+    if problems:
+        return problems
+
+    summary_path = sub / "summary.json"
+    try:
+        raw = json.loads(summary_path.read_text())
+    except json.JSONDecodeError as exc:
+        return [f"{rel / 'summary.json'}:{exc.lineno} <root>: invalid JSON: {exc.msg}"]
+    if isinstance(raw, dict) and raw.get("schema_version") != SCHEMA_VERSION:
+        return [
+            f"{rel / 'summary.json'} schema_version: {raw.get('schema_version')!r} is not "
+            f"supported (expected {SCHEMA_VERSION})"
+        ]
+    try:
+        summary = Summary.model_validate(raw)
+    except ValidationError as exc:
+        return [f"{rel / 'summary.json'} {_loc(e)}: {e['msg']}" for e in exc.errors()]
+    if summary.task not in TASK_METRICS:
+        problems.append(f"{rel / 'summary.json'} task: unknown task {summary.task!r}")
+    if summary.method != rel.parts[-2]:
+        problems.append(
+            f"{rel / 'summary.json'} method: {summary.method!r} does not match "
+            f"its directory {rel.parts[-2]!r}"
+        )
+
+    samples: list[SampleRecord] = []
+    seen = set()
+    with open(sub / "samples.jsonl", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = SampleRecord.model_validate_json(line)
+            except ValidationError as exc:
+                e = exc.errors()[0]
+                problems.append(f"{rel / 'samples.jsonl'}:{lineno} {_loc(e)}: {e['msg']}")
+                continue
+            key = (rec.seed, rec.prompt_id, rec.sample)
+            if key in seen:
+                problems.append(
+                    f"{rel / 'samples.jsonl'}:{lineno} prompt_id: duplicate record "
+                    f"for seed {rec.seed}, prompt {rec.prompt_id}, sample {rec.sample}"
+                )
+            seen.add(key)
+            for metric, sc in rec.scores.items():
+                if sc.value is None and not sc.reason:
+                    problems.append(
+                        f"{rel / 'samples.jsonl'}:{lineno} scores.{metric}.reason: "
+                        "an unscored value needs its reason"
+                    )
+            if (rec.task, rec.method, rec.model) != (summary.task, summary.method, summary.model):
+                problems.append(
+                    f"{rel / 'samples.jsonl'}:{lineno} task/method/model: differ from summary.json"
+                )
+            samples.append(rec)
+    if problems:
+        return problems
+    if len(samples) != summary.n_samples:
+        problems.append(
+            f"{rel / 'summary.json'} n_samples: says {summary.n_samples}, "
+            f"samples.jsonl has {len(samples)}"
+        )
+    if sorted({s.seed for s in samples}) != sorted(summary.seeds):
+        problems.append(
+            f"{rel / 'summary.json'} seeds: {summary.seeds} but samples have "
+            f"{sorted({s.seed for s in samples})}"
+        )
+    if summary.task in TASK_METRICS:
+        recomputed = summarise(summary.task, samples)
+        for field in ("drift", "task_score", "coherence"):
+            claimed, actual = getattr(summary, field), recomputed[field]
+            if (claimed is None) != (actual is None):
+                problems.append(
+                    f"{rel / 'summary.json'} {field}: present in one of summary and samples only"
+                )
+                continue
+            if claimed is None:
+                continue
+            for part in ("mean", "lo", "hi", "n"):
+                a, b = getattr(claimed, part), getattr(actual, part)
+                if (a is None) != (b is None) or (a is not None and abs(a - b) > TOLERANCE):
+                    problems.append(
+                        f"{rel / 'summary.json'} {field}.{part}: claims {a}, the samples give {b}"
+                    )
+        if abs(summary.unscored_share - recomputed["unscored_share"]) > TOLERANCE:
+            problems.append(
+                f"{rel / 'summary.json'} unscored_share: claims "
+                f"{summary.unscored_share}, the samples give "
+                f"{recomputed['unscored_share']}"
+            )
+    problems += _comparable(summary, samples, rel, root)
+    return problems
+
+
+def _comparable(summary: Summary, samples: list[SampleRecord], rel: Path, root: Path) -> list[str]:
+    """Same task, eval set, judges, seeds and sample counts as the baseline it is ranked with."""
+    if summary.method in BASELINE_REFERENCE:
+        return []
+    for ref_method in BASELINE_REFERENCE:
+        ref_dir = root / "submissions" / ref_method / rel.parts[-1]
+        if (ref_dir / "summary.json").exists():
+            break
+    else:
+        return [
+            f"{rel}: no baseline submission (lora or base) for model {rel.parts[-1]!r} "
+            "to compare with"
+        ]
+    ref = Summary.model_validate_json((ref_dir / "summary.json").read_text())
+    out = []
+    where = rel / "summary.json"
+    if ref.task != summary.task:
+        out.append(f"{where} task: {summary.task!r}, the baselines ran {ref.task!r}")
+    if ref.eval_set_sha256 != summary.eval_set_sha256:
+        out.append(f"{where} eval_set_sha256: not the eval set the baselines used")
+    if ref.judges != summary.judges:
+        out.append(f"{where} judges: {summary.judges} differ from the baselines' {ref.judges}")
+    if ref.seeds != summary.seeds:
+        out.append(f"{where} seeds: {summary.seeds} differ from the baselines' {ref.seeds}")
+    if ref.n_samples != summary.n_samples:
+        out.append(f"{where} n_samples: {summary.n_samples}, the baselines have {ref.n_samples}")
+    return out
+
+
+def submission_dirs(root: Path) -> list[Path]:
+    base = Path(root) / "submissions"
+    return sorted(p for p in base.glob("*/*") if p.is_dir() or p.is_symlink())
+
+
+def validate_all(root: Path) -> dict[Path, list[str]]:
+    return {sub: validate_submission(sub, Path(root)) for sub in submission_dirs(root)}
