@@ -95,13 +95,14 @@ def _component_along(updates, directions, model_type):
     return worst
 
 
+@pytest.mark.parametrize("overrides", [{}, {"scope": "pooled", "k": 2}])
 def test_grasp_update_has_no_component_along_v_and_base_is_untouched(
-    tiny_model, toy_rows, tmp_path
+    overrides, tiny_model, toy_rows, tmp_path
 ):
     lora = train_adapter(
         _lora(), tiny_model, toy_rows["train"], CFG, tmp_path / "lora", seed=0, progress=False
     )
-    grasp = load_recipe(REPO / "baselines" / "grasp.yaml").method
+    grasp = load_recipe(REPO / "baselines" / "grasp.yaml", overrides=overrides).method
     before = {k: v.clone() for k, v in load_base(tiny_model)[0].state_dict().items()}
     out = train_adapter(
         grasp,
