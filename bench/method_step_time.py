@@ -34,9 +34,17 @@ def main() -> None:
         adapters: dict[str, Path] = {}
         for name in TRAINED:
             method = load_recipe(REPO / "baselines" / f"{name}.yaml").method
-            out = train_adapter(method, model, data["train"], cfg, Path(tmp) / name, seed=0,
-                                dependencies=dict(adapters), contrast_rows=data["control"],
-                                progress=False)
+            out = train_adapter(
+                method,
+                model,
+                data["train"],
+                cfg,
+                Path(tmp) / name,
+                seed=0,
+                dependencies=dict(adapters),
+                contrast_rows=data["control"],
+                progress=False,
+            )
             adapters[name] = out
             card = json.loads((out / "method_card.json").read_text())
             seconds[name] = card["seconds_per_step"]

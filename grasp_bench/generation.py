@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from grasp_bench.config import GenerationConfig
-from grasp_bench.store import atomic_write_json, atomic_write_jsonl, read_jsonl
+from grasp_bench.store import atomic_write_json, atomic_write_jsonl
 
 
 def _sampling_record(cfg: GenerationConfig, seed: int) -> dict[str, Any]:
@@ -264,10 +264,6 @@ def generate_hf(
         remove(handles)
     atomic_write_jsonl(out, rows)
     return out
-
-
-def load_completions(paths: dict[str, Path]) -> list[dict[str, Any]]:
-    return [row for p in paths.values() for row in read_jsonl(p)]
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from grasp_bench.directions import (
     save_directions,
     unsupervised_directions,
 )
-from grasp_bench.hooks import add_vector_hooks, decoder_layers, project_out_hooks
+from grasp_bench.hooks import add_vector_hooks, project_out_hooks
 from grasp_bench.methods.base import (
     LoraMethodConfig,
     Method,
@@ -270,7 +270,3 @@ class AblateInference(Method):
         (out / "adapter_config.json").write_text(json.dumps(acfg, indent=2, sort_keys=True))
         save_directions(out.parent / "directions.safetensors", dirs, info["provenance"])
         return {"directions": info["provenance"], "layers": sorted(layers), "rank": rank}
-
-
-def n_layers(model: Any) -> int:
-    return len(decoder_layers(model))
