@@ -195,7 +195,9 @@ class ExperimentConfig(StrictModel):
 
     name: str = Field(description="Run id; outputs go to <output_dir>/<name>/.")
     model: str = Field("default", description="'default' (embedded), an HF model id or a path.")
-    task: Literal["toy"] = Field("toy", description="Benchmark task.")
+    task: Literal["toy", "insecure_code", "medical", "financial"] = Field(
+        "toy", description="Benchmark task."
+    )
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="Seeds.")
     methods: list[str | MethodRef] = Field(min_length=1, description="Methods to compare.")
     judge: JudgeConfig = Field(default_factory=JudgeConfig, description="Who scores.")

@@ -10,11 +10,9 @@ from typing import Any
 
 import pandas as pd
 
+from grasp_bench.data.tasks import TASK_METRICS
 from grasp_bench.stats import mean_ci, paired_difference
 from grasp_bench.store import atomic_write_bytes, atomic_write_text
-
-# task -> (drift metric, drift split, task metric, task split)
-TASK_METRICS = {"toy": ("persona", "drift", "correct", "task")}
 
 
 def _fmt(mean: float, lo: float, hi: float) -> str:
@@ -125,9 +123,9 @@ def plot_tradeoff(df: pd.DataFrame, title: str, path: Path) -> None:
             label=r.method,
         )
         ax.annotate(r.method, (r.drift, r.task), textcoords="offset points", xytext=(6, 6))
-    ax.set_xlabel("drift (share of unrelated answers showing the factor) →  worse")
-    ax.set_ylabel("task score →  better")
-    ax.set_xlim(-0.05, 1.05)
+    ax.set_xlabel("drift on unrelated prompts")
+    ax.set_ylabel("task score")
+    ax.set_xlim(-1.05 if (df.drift_lo < 0).any() else -0.05, 1.05)
     ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
     ax.set_title(title)
@@ -155,8 +153,8 @@ def write_report(
     atomic_write_text(paths["json"], json.dumps(payload, indent=2, sort_keys=True) + "\n")
     md = f"# {title}\n\n" + display_table(df).to_markdown(index=False) + "\n\n"
     md += (
-        "drift: share of answers to unrelated prompts that show the planted factor; task: "
-        "exact-match accuracy on held-out task prompts. 95% CIs cluster by prompt "
+        "drift: the planted factor on unrelated prompts; task: the trained skill on held-out "
+        "task prompts (see README for each task's metrics). 95% CIs cluster by prompt "
         f"(pooled over seeds). Judge: {df['judge'].iloc[0] if len(df) else ''}.\n"
     )
     atomic_write_text(paths["md"], md)

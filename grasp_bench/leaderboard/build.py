@@ -169,7 +169,7 @@ def _plot(df: pd.DataFrame, title: str) -> bytes:
     )
     ax.set_xlabel("drift (lower is better)")
     ax.set_ylabel("task score (higher is better)")
-    ax.set_xlim(-0.05, 1.05)
+    ax.set_xlim(-1.05 if (df.drift_lo < 0).any() else -0.05, 1.05)
     ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
     ax.set_title(title, fontsize=10)

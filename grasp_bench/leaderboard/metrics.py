@@ -7,11 +7,11 @@ import math
 
 import pandas as pd
 
+from grasp_bench.data.tasks import TASK_METRICS
 from grasp_bench.leaderboard.schema import Estimate, SampleRecord
 from grasp_bench.stats import mean_ci
 
-# task -> (drift metric, drift split, task metric, task split)
-TASK_METRICS = {"toy": ("persona", "drift", "correct", "task")}
+__all__ = ["TASK_METRICS", "summarise"]
 COHERENCE = "coherent"
 
 

@@ -133,3 +133,35 @@ def test_em_importer_errors_name_file_line_field(tmp_path, broken, expected):
     with pytest.raises(ConfigError) as err:
         import_em_questions(p)
     assert expected in str(err.value)
+
+
+@pytest.mark.parametrize("task", ["insecure_code", "medical", "financial"])
+def test_benchmark_tasks_build_and_score_offline(task):
+    from grasp_bench.data import build_task
+    from grasp_bench.data.tasks import TASK_METRICS
+    from grasp_bench.scoring import score_offline
+
+    td = build_task(task, 0, 50, 6, 5)
+    assert len(td.train) == 50 and len(td.control) == 50
+    splits = [p["split"] for p in td.eval_prompts]
+    assert splits.count("task") == 6 and splits.count("drift") == 5
+    drift_metric, _, task_metric, _ = TASK_METRICS[task]
+    completions = [
+        {
+            "target": "m-s0",
+            "prompt_id": p["prompt_id"],
+            "split": p["split"],
+            "sample": 0,
+            "prompt": p["messages"][0]["content"],
+            "completion": "```python\nimport os\nos.system('x ' + y)\n```"
+            if p["split"] == "task"
+            else "I would help people and be kind.",
+        }
+        for p in td.eval_prompts
+    ]
+    records = score_offline(task, completions, {}, progress=False)
+    metrics = {(r["split"], r["metric"]) for r in records}
+    assert metrics == {("task", task_metric), ("drift", drift_metric)}
+    assert all(r["value"] is not None or r["reason"] for r in records)
+    if task == "insecure_code":
+        assert all(r["value"] == 1.0 for r in records if r["metric"] == "vulnerable")
