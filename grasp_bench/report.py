@@ -103,7 +103,10 @@ def display_table(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def plot_tradeoff(df: pd.DataFrame, title: str, path: Path) -> None:
+def tradeoff_png(
+    df: pd.DataFrame, title: str, task_col: str = "task", front: pd.DataFrame | None = None
+) -> bytes:
+    """Drift against task score with 95% CI error bars (and the Pareto front, if given)."""
     import io
 
     import matplotlib
@@ -111,30 +114,42 @@ def plot_tradeoff(df: pd.DataFrame, title: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
-    for r in df.itertuples():
+    fig, ax = plt.subplots(figsize=(6.5, 4.8), dpi=110)
+    for _, r in df.iterrows():
+        y, lo, hi = r[task_col], r["task_lo"], r["task_hi"]
         ax.errorbar(
             r.drift,
-            r.task,
+            y,
             xerr=[[max(0.0, r.drift - r.drift_lo)], [max(0.0, r.drift_hi - r.drift)]],
-            yerr=[[max(0.0, r.task - r.task_lo)], [max(0.0, r.task_hi - r.task)]],
+            yerr=[[max(0.0, y - lo)], [max(0.0, hi - y)]],
             fmt="o",
-            capsize=4,
+            capsize=3,
             label=r.method,
         )
-        ax.annotate(r.method, (r.drift, r.task), textcoords="offset points", xytext=(6, 6))
-    ax.set_xlabel("drift on unrelated prompts")
-    ax.set_ylabel("task score")
+        ax.annotate(r.method, (r.drift, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    if front is not None and len(front):
+        front = front.sort_values("drift")
+        ax.step(
+            front.drift,
+            front[task_col],
+            where="post",
+            color="grey",
+            ls="--",
+            lw=1,
+            label="Pareto front",
+        )
+    ax.set_xlabel("drift on unrelated prompts (lower is better)")
+    ax.set_ylabel("task score (higher is better)")
     ax.set_xlim(-1.05 if (df.drift_lo < 0).any() else -0.05, 1.05)
     ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
-    ax.set_title(title)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
 
 
 def write_report(
@@ -158,7 +173,7 @@ def write_report(
         f"(pooled over seeds). Judge: {df['judge'].iloc[0] if len(df) else ''}.\n"
     )
     atomic_write_text(paths["md"], md)
-    plot_tradeoff(df, title, paths["png"])
+    atomic_write_bytes(paths["png"], tradeoff_png(df, title))
     return paths
 
 

@@ -5,7 +5,6 @@ static HTML page with a sortable table."""
 from __future__ import annotations
 
 import html
-import io
 import json
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pandas as pd
 
 from grasp_bench.leaderboard.schema import SampleRecord, Summary
 from grasp_bench.leaderboard.validate import submission_dirs
+from grasp_bench.report import tradeoff_png
 from grasp_bench.stats import paired_difference
 from grasp_bench.store import atomic_write_bytes, atomic_write_text
 
@@ -137,50 +137,6 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _plot(df: pd.DataFrame, title: str) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.8), dpi=110)
-    for r in df.itertuples():
-        ax.errorbar(
-            r.drift,
-            r.task_score,
-            xerr=[[max(0, r.drift - r.drift_lo)], [max(0, r.drift_hi - r.drift)]],
-            yerr=[[max(0, r.task_score - r.task_lo)], [max(0, r.task_hi - r.task_score)]],
-            fmt="o",
-            capsize=3,
-            label=r.method,
-        )
-        ax.annotate(
-            r.method, (r.drift, r.task_score), textcoords="offset points", xytext=(5, 5), fontsize=8
-        )
-    front = df[df.pareto].sort_values("drift")
-    ax.step(
-        front.drift,
-        front.task_score,
-        where="post",
-        color="grey",
-        ls="--",
-        lw=1,
-        label="Pareto front",
-    )
-    ax.set_xlabel("drift (lower is better)")
-    ax.set_ylabel("task score (higher is better)")
-    ax.set_xlim(-1.05 if (df.drift_lo < 0).any() else -0.05, 1.05)
-    ax.set_ylim(-0.05, 1.05)
-    ax.grid(alpha=0.3)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
-
-
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>grasp-bench leaderboard</title>
 <style>
@@ -248,7 +204,8 @@ def build_board(root: Path) -> dict[str, Path]:
     plots = []
     for (task, model), part in df.groupby(["task", "model"], sort=True):
         name = f"plots/{task}--{model.replace('/', '-')}.png"
-        atomic_write_bytes(root / name, _plot(part, f"{task} · {model}"))
+        png = tradeoff_png(part, f"{task} · {model}", "task_score", part[part.pareto])
+        atomic_write_bytes(root / name, png)
         plots.append(name)
     md = [
         "# grasp-bench leaderboard",
