@@ -86,6 +86,16 @@ def _layers(cfg: DirectionFields, model: Any, default: str) -> list[int]:
     return list(range(n)) if default == "all" else [n // 2]
 
 
+def _prepare(
+    cfg: DirectionFields, model: Any, ctx: TrainContext, default_layers: str
+) -> tuple[Directions, dict, list[int]]:
+    """Directions, their info and the layers acted on; saved beside the adapter."""
+    dirs, info = _directions(cfg, model, ctx)
+    layers = _layers(cfg, model, default_layers)
+    save_directions(ctx.out_dir / "directions.safetensors", dirs, info["provenance"])
+    return dirs, info, layers
+
+
 def _requires(cfg: DirectionFields, *extra: str) -> list[str]:
     deps = list(extra)
     if cfg.direction == "unsupervised" and cfg.direction_source not in deps:
@@ -115,12 +125,10 @@ class SteerPreventative(Method):
 
     def before_training(self, model: Any, ctx: TrainContext) -> dict[str, Any]:
         cfg = self.config
-        dirs, info = _directions(cfg, model, ctx)
-        layers = _layers(cfg, model, "middle")
+        dirs, info, layers = _prepare(cfg, model, ctx, "middle")
         self._vectors = {
             layer: cfg.coefficient * info["norms"][layer] * dirs[layer][:, 0] for layer in layers
         }
-        save_directions(ctx.out_dir / "directions.safetensors", dirs, info["provenance"])
         return {"directions": info["provenance"], "layers": layers}
 
     def training_hooks(self, model: Any, ctx: TrainContext) -> list[Any]:
@@ -142,10 +150,8 @@ class Caft(Method):
 
     def before_training(self, model: Any, ctx: TrainContext) -> dict[str, Any]:
         cfg = self.config
-        dirs, info = _directions(cfg, model, ctx)
-        layers = _layers(cfg, model, "all")
+        dirs, info, layers = _prepare(cfg, model, ctx, "all")
         self._dirs = {layer: dirs[layer] for layer in layers}
-        save_directions(ctx.out_dir / "directions.safetensors", dirs, info["provenance"])
         return {"directions": info["provenance"], "layers": layers}
 
     def training_hooks(self, model: Any, ctx: TrainContext) -> list[Any]:
@@ -180,8 +186,7 @@ class SteerInference(Method):
 
     def derive(self, model: Any, ctx: TrainContext, out: Path) -> dict[str, Any]:
         cfg = self.config
-        dirs, info = _directions(cfg, model, ctx)
-        layers = _layers(cfg, model, "middle")
+        dirs, info, layers = _prepare(cfg, model, ctx, "middle")
         for f in Path(ctx.dependencies[cfg.adapter_source]).iterdir():
             if f.name != "method_card.json":
                 shutil.copy2(f, out / f.name)
@@ -192,7 +197,6 @@ class SteerInference(Method):
             for layer in layers
         }
         save_file(vectors, str(out / STEERING_FILE))
-        save_directions(out.parent / "directions.safetensors", dirs, info["provenance"])
         return {"directions": info["provenance"], "layers": layers}
 
     def inference_hooks(self, model: Any, adapter_dir: Path) -> list[Any]:
@@ -223,8 +227,8 @@ class AblateInference(Method):
     @torch.no_grad()
     def derive(self, model: Any, ctx: TrainContext, out: Path) -> dict[str, Any]:
         cfg = self.config
-        dirs, info = _directions(cfg, model, ctx)
-        layers = set(_layers(cfg, model, "all"))
+        dirs, info, layer_list = _prepare(cfg, model, ctx, "all")
+        layers = set(layer_list)
         src = Path(ctx.dependencies[cfg.adapter_source])
         acfg = json.loads((src / "adapter_config.json").read_text())
         tensors = load_file(str(src / "adapter_model.safetensors"))
@@ -268,5 +272,4 @@ class AblateInference(Method):
             lora_dropout=0.0,
         )
         (out / "adapter_config.json").write_text(json.dumps(acfg, indent=2, sort_keys=True))
-        save_directions(out.parent / "directions.safetensors", dirs, info["provenance"])
         return {"directions": info["provenance"], "layers": sorted(layers), "rank": rank}

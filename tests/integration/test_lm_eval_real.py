@@ -20,16 +20,9 @@ from grasp_bench.server import VLLMServer
 from grasp_bench.training import train_adapter
 
 from ..conftest import REPO
+from ..unit.test_lm_eval_tasks import TASKS
 
 pytestmark = pytest.mark.integration
-TASKS = [
-    "grasp_financial",
-    "grasp_insecure_code",
-    "grasp_medical",
-    "grasp_misalignment",
-    "grasp_political_lean",
-    "grasp_toy",
-]
 LM_EVAL = [sys.executable, "-m", "lm_eval"]
 
 
