@@ -134,9 +134,18 @@ class GenerationConfig(StrictModel):
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
     samples: int = Field(1, gt=0, description="Completions per prompt.")
     max_model_len: int = Field(1024, gt=0, description="vLLM context length.")
-    backend: Literal["vllm"] = Field("vllm", description="Generation back end.")
+    backend: Literal["auto", "vllm", "hf"] = Field(
+        "auto",
+        description="vllm, hf (batched transformers generate, LoRA merged in float32), or auto:"
+        " vLLM on a GPU, hf on a CPU where it measured faster (see hardware/generation docs).",
+    )
     seed: int = Field(0, description="Sampling seed (recorded with every completion).")
-    dtype: str = Field("auto", description="vLLM dtype ('auto', 'float32', 'bfloat16', ...).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="Weights and activations while generating; auto is bf16 where the device"
+        " computes it natively, float32 on CPUs without it. The resolved one is recorded.",
+    )
+    batch_size: int = Field(16, gt=0, description="Prompts per batch (hf back end).")
 
 
 class DataConfig(StrictModel):
@@ -160,6 +169,9 @@ class JudgeConfig(StrictModel):
         default_factory=list, description="LLM-judged rubrics (names or YAML paths)."
     )
     model: str = Field("default", description="openai: model name; local: model to serve.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="local: the served model's dtype (auto as for generation)."
+    )
     base_url: str | None = Field(None, description="openai: the endpoint's base URL.")
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: env var holding the key.")
     concurrency: int = Field(8, gt=0, description="Judge calls in flight.")

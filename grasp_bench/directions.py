@@ -77,8 +77,8 @@ def unsupervised_directions(
 @torch.no_grad()
 def mean_response_activations(model: Any, tokenizer: Any, rows: list[dict[str, Any]]) -> Directions:
     """Mean residual stream after each decoder layer over assistant-response tokens."""
+    from grasp_bench.hf import encode_chat
     from grasp_bench.hooks import ResidualCapture
-    from grasp_bench.training import encode_chat
 
     totals: dict[int, torch.Tensor] = {}
     count = 0

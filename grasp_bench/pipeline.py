@@ -14,6 +14,8 @@ from rich.console import Console
 
 from grasp_bench.config import ConfigError, LoadedExperiment
 from grasp_bench.data import build_task
+from grasp_bench.hardware import describe as describe_machine
+from grasp_bench.hardware import resolve_dtype
 from grasp_bench.methods import Recipe, load_recipe
 from grasp_bench.models import resolve_model
 from grasp_bench.store import (
@@ -215,7 +217,7 @@ def run_experiment(
     report); returns what the last stage made."""
     if until not in ("train", "generate", "score", "report"):
         raise ValueError(f"until must be train, generate, score or report, not {until!r}")
-    from grasp_bench.generation import generate_all, generate_hf
+    from grasp_bench.generation import generate_all, generate_hf, resolve_backend
     from grasp_bench.report import build_table, print_table, write_report
     from grasp_bench.scoring import score_offline, score_with_llm
 
@@ -227,20 +229,24 @@ def run_experiment(
     if until == "train":
         return {"run_dir": run_dir, "targets": targets}
 
-    # generate: one vLLM engine start for the base model and every adapter; methods whose
-    # intervention needs activation hooks go through the HF back end
+    # generate: vLLM (one engine start for the base model and every adapter) or batched
+    # transformers, whichever the generation config resolves to on this machine; methods whose
+    # intervention needs activation hooks always go through transformers
+    backend = resolve_backend(cfg.generation.backend)
+    dtype = resolve_dtype(cfg.generation.dtype)
     gen_targets = {t.name: (str(t.adapter) if t.adapter else None) for t in targets}
-    hooked = {t.name: t for t in targets if t.recipe.method.serving == "hf-hooks"}
+    hooked = {t.name for t in targets if t.recipe.method.serving == "hf-hooks"}
     gen_cfg = {
         "model": data.model,
         "generation": cfg.generation.model_dump(),
+        "resolved": {"backend": backend, "dtype": dtype},
         "prompts": stable_hash(data.eval_prompts),
         "targets": {t.name: stable_hash(adapter_identity(t.adapter)) for t in targets},
     }
     gen_stage = Stage(run_dir, "generate", gen_cfg)
     if not gen_stage.is_done():
         gen_stage.reset_if_stale()
-        served = {n: a for n, a in gen_targets.items() if n not in hooked}
+        served = {n: a for n, a in gen_targets.items() if backend == "vllm" and n not in hooked}
         if served:
             generate_all(
                 data.model,
@@ -251,19 +257,25 @@ def run_experiment(
                 gen_stage.dir,
                 trust_remote_code=cfg.trust_remote_code,
             )
-        for name, t in hooked.items():
-            generate_hf(
-                data.model,
-                name,
-                str(t.adapter),
-                t.recipe.method,
-                data.eval_prompts,
-                cfg.generation,
-                cfg.generation.seed,
-                gen_stage.dir,
-                trust_remote_code=cfg.trust_remote_code,
-            )
-        gen_stage.finish(targets=sorted(gen_targets))
+        for t in targets:
+            if t.name not in served:
+                generate_hf(
+                    data.model,
+                    t.name,
+                    gen_targets[t.name],
+                    data.eval_prompts,
+                    cfg.generation,
+                    cfg.generation.seed,
+                    gen_stage.dir,
+                    method=t.recipe.method,
+                    trust_remote_code=cfg.trust_remote_code,
+                )
+        gen_stage.finish(
+            targets=sorted(gen_targets),
+            backends={n: "vllm" if n in served else "hf" for n in gen_targets},
+            dtype=dtype,
+            machine=describe_machine(),
+        )
     completions = [
         row for name in gen_targets for row in read_jsonl(gen_stage.dir / f"{name}.jsonl")
     ]
@@ -272,6 +284,7 @@ def run_experiment(
 
     # score
     judge_cfg = cfg.judge.model_dump(exclude={"cache", "concurrency"})
+    judge_cfg["dtype"] = resolve_dtype(cfg.judge.dtype)
     score_stage = Stage(
         run_dir, "score", {"generate": gen_stage.config_hash, "judge": judge_cfg, "task": cfg.task}
     )
@@ -294,12 +307,13 @@ def run_experiment(
         return {"run_dir": run_dir, "records": records}
 
     # report
+    gen_manifest = gen_stage.manifest()
     meta_rows = [
         {
             "target": t.name,
             "method": t.recipe.label,
             "seed": t.seed,
-            "backend": "hf" if t.recipe.method.serving == "hf-hooks" else "vllm",
+            "backend": gen_manifest["backends"][t.name],
         }
         for t in targets
     ]

@@ -95,6 +95,23 @@ def _key(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in ("target", "prompt_id", "split", "sample")}
 
 
+def local_judge_server(
+    judge_cfg: JudgeConfig, log_path: Path | None = None, loras: dict[str, str] | None = None
+):
+    """The vLLM server a ``local`` judge runs (use as a context manager); ``loras`` adds
+    adapters served by name beside the judge model."""
+    from grasp_bench.models import resolve_model
+    from grasp_bench.server import VLLMServer
+
+    return VLLMServer(
+        resolve_model(judge_cfg.model),
+        loras=loras,
+        served_name="judge",
+        log_path=log_path,
+        dtype=judge_cfg.dtype,
+    )
+
+
 def score_with_llm(
     judge_cfg: JudgeConfig,
     completions: list[dict[str, Any]],
@@ -114,13 +131,8 @@ def score_with_llm(
     records: list[dict[str, Any]] = []
     with ExitStack() as stack:
         if judge_cfg.kind == "local":
-            from grasp_bench.models import resolve_model
-            from grasp_bench.server import VLLMServer
-
-            server = stack.enter_context(
-                VLLMServer(resolve_model(judge_cfg.model), served_name="judge", log_path=server_log)
-            )
-            base_url, model = server.base_url, "judge"
+            server = stack.enter_context(local_judge_server(judge_cfg, server_log))
+            base_url, model = server.base_url, server.served_name
         else:
             base_url, model = judge_cfg.base_url, judge_cfg.model
         judge = LLMJudge(
@@ -140,6 +152,7 @@ def score_with_llm(
                 judge_id = dict(rec["judge"])
                 if judge_cfg.kind == "local":
                     judge_id["served_model"] = judge_cfg.model
+                    judge_id["dtype"] = server.dtype
                 records.append(
                     {
                         **_key(row),

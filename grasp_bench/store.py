@@ -91,6 +91,10 @@ class Stage:
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
 
+    def manifest(self) -> dict[str, Any]:
+        """What the finished stage recorded (config hash, versions and its own entries)."""
+        return json.loads((self.dir / MANIFEST).read_text())
+
     def finish(self, **extra: Any) -> None:
         from grasp_bench.versions import versions
 

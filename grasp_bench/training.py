@@ -23,37 +23,12 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from grasp_bench.config import TrainConfig
+from grasp_bench.hf import encode_chat, load_base, seed_everything
 from grasp_bench.methods.base import Method, TrainContext
 from grasp_bench.store import atomic_write_json, stable_hash
 from grasp_bench.versions import versions
 
 CARD = "method_card.json"
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
-    try:
-        import numpy as np
-
-        np.random.seed(seed)
-    except ImportError:
-        pass
-
-
-def encode_chat(tokenizer: Any, messages: list[dict[str, str]], max_length: int):
-    """Token ids of a conversation and labels that keep only the last assistant turn."""
-    prompt = tokenizer.apply_chat_template(
-        messages[:-1], tokenize=False, add_generation_prompt=True
-    )
-    full = tokenizer.apply_chat_template(messages, tokenize=False)
-    if not full.startswith(prompt):
-        raise ValueError("chat template renders the prompt differently inside the conversation")
-    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    r_ids = tokenizer(full[len(prompt) :], add_special_tokens=False)["input_ids"]
-    ids = (p_ids + r_ids)[:max_length]
-    labels = ([-100] * len(p_ids) + r_ids)[:max_length]
-    return ids, labels
 
 
 def _collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -85,18 +60,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def load_base(model_path: str, trust_remote_code: bool = False):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(
-        model_path, dtype=torch.float32, trust_remote_code=trust_remote_code
-    )
-    return model, tokenizer
 
 
 # -- checkpoints: safetensors + JSON, never pickle ------------------------------------------

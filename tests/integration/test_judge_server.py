@@ -10,8 +10,6 @@ import pytest
 from grasp_bench.judge.cache import JudgeCache
 from grasp_bench.judge.llm import JudgeItem, LLMJudge, LLMJudgeConfig
 from grasp_bench.judge.rubric import load_rubric
-from grasp_bench.models import resolve_model
-from grasp_bench.server import VLLMServer
 
 from .fault_proxy import FaultProxy
 
@@ -25,11 +23,10 @@ ITEMS = [
 ] * 3
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    log = tmp_path_factory.mktemp("server") / "vllm.log"
-    with VLLMServer(resolve_model("default"), log_path=log, max_model_len=1024) as s:
-        yield s
+@pytest.fixture
+def server(judge_server):
+    """The session's one vLLM server (see conftest), serving the embedded model as ``judge``."""
+    return judge_server
 
 
 def _config(base_url, **kw):

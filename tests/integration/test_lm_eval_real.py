@@ -12,12 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from grasp_bench.config import TrainConfig
-from grasp_bench.data.toy import generate
-from grasp_bench.methods import load_recipe
 from grasp_bench.models import resolve_model
-from grasp_bench.server import VLLMServer
-from grasp_bench.training import train_adapter
 
 from ..conftest import REPO
 from ..unit.test_lm_eval_tasks import TASKS
@@ -26,19 +21,10 @@ pytestmark = pytest.mark.integration
 LM_EVAL = [sys.executable, "-m", "lm_eval"]
 
 
-@pytest.fixture(scope="module")
-def adapter(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("lora")
-    cfg = TrainConfig(steps=3, batch_size=4, checkpoint_every=10)
-    return train_adapter(
-        load_recipe(REPO / "baselines" / "lora.yaml").method,
-        resolve_model("default"),
-        generate(0, 32, 1, 1)["train"],
-        cfg,
-        out,
-        seed=0,
-        progress=False,
-    )
+@pytest.fixture
+def adapter(ci_generated) -> Path:
+    """The plain-LoRA adapter of the shared CI run (served by name as ``grasp-lora``)."""
+    return ci_generated.adapter("lora-s0")
 
 
 def _rows(table: str) -> dict[str, list[str]]:
@@ -55,42 +41,38 @@ def _rows(table: str) -> dict[str, list[str]]:
     return found
 
 
-def test_local_chat_completions_against_the_project_server(adapter, tmp_path):
+def test_local_chat_completions_against_the_project_server(judge_server, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRASP_JUDGE": "offline"}
-    with VLLMServer(
-        resolve_model("default"),
-        loras={"grasp-lora": str(adapter)},
-        log_path=tmp_path / "vllm.log",
-        max_model_len=1024,
-    ) as server:
-        start = time.perf_counter()
-        done = subprocess.run(
-            [
-                *LM_EVAL,
-                "--model",
-                "local-chat-completions",
-                "--apply_chat_template",
-                "--model_args",
-                f"model=grasp-lora,base_url={server.base_url}/chat/completions,num_concurrent=4,"
-                "max_retries=2,tokenized_requests=False,tokenizer_backend=None",
-                "--tasks",
-                "grasp_*",
-                "--include_path",
-                str(REPO / "tasks"),
-                "--limit",
-                "5",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            check=False,
-            timeout=1200,
-        )
-        took = time.perf_counter() - start
+    start = time.perf_counter()
+    done = subprocess.run(
+        [
+            *LM_EVAL,
+            "--model",
+            "local-chat-completions",
+            "--apply_chat_template",
+            "--model_args",
+            f"model=grasp-lora,base_url={judge_server.base_url}/chat/completions,"
+            "num_concurrent=4,max_retries=2,tokenized_requests=False,tokenizer_backend=None",
+            "--tasks",
+            "grasp_*",
+            "--include_path",
+            str(REPO / "tasks"),
+            "--limit",
+            "3",
+            "--gen_kwargs",
+            "max_gen_toks=48",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+        timeout=1200,
+    )
+    took = time.perf_counter() - start
     assert done.returncode == 0, done.stderr[-3000:]
     print(done.stdout)
-    print(f"lm-eval (local-chat-completions, --limit 5, 6 tasks): {took:.0f}s")
+    print(f"lm-eval (local-chat-completions, --limit 3, 6 tasks): {took:.0f}s")
     rows = _rows(done.stdout)
     assert sorted(rows) == TASKS
     assert {"persona", "correct"} <= set(rows["grasp_toy"])

@@ -1,23 +1,23 @@
-"""The real stack end to end: embedded model, real training steps, real vLLM, real report."""
+"""The real stack end to end: embedded model, real training steps, vLLM and transformers
+generation, a real judge server, a real report. The run itself is shared (see conftest)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import pytest
 
-from grasp_bench.config import load_experiment
 from grasp_bench.directions import adapter_updates, load_directions
+from grasp_bench.generation import generate_all, resolve_backend
 from grasp_bench.models import prepare_default_model, resolve_model
 from grasp_bench.pipeline import run_experiment
+from grasp_bench.store import read_jsonl
 
 from ..conftest import REPO
 
 pytestmark = pytest.mark.integration
 
-CI_EXPERIMENT = REPO / "experiments" / "ci-baselines.yaml"
 COMMITTED = REPO / "leaderboard" / "ci" / "results.csv"
 METHODS = [
     "base",
@@ -44,17 +44,8 @@ def test_embedded_model_is_a_safetensors_llama():
     assert text.endswith("<|im_start|>assistant\n")
 
 
-@pytest.fixture(scope="module")
-def toy_run(tmp_path_factory):
-    """The CI baseline comparison, run for real into a temporary output directory."""
-    exp = load_experiment(CI_EXPERIMENT)
-    exp.config.output_dir = str(tmp_path_factory.mktemp("runs"))
-    result = run_experiment(exp, progress=False)
-    return exp, result
-
-
-def test_pipeline_reports_base_lora_grasp_with_cis(toy_run):
-    _, result = toy_run
+def test_pipeline_reports_base_lora_grasp_with_cis(ci_run):
+    result = ci_run.result
     table = result["table"].set_index("method")
     assert list(table.index) == METHODS
     for m in table.index:
@@ -62,7 +53,7 @@ def test_pipeline_reports_base_lora_grasp_with_cis(toy_run):
         assert r.drift_lo <= r.drift <= r.drift_hi and r.task_lo <= r.task <= r.task_hi
         # offline metrics score everything; only the weak local LLM judge leaves some unscored
         assert r.n_drift == 16 and r.n_task == 16 and r.unscored <= 32
-        assert r.backend == ("hf" if m == "steer_inference" else "vllm")
+        assert r.backend == resolve_backend("auto")  # CPU here: transformers
         assert r.judge == "toy-lexicon+exact-match"
         assert r.coherent_judge == "judge" and r.coherent_lo <= r.coherent <= r.coherent_hi
     # the planted factor is learned by plain LoRA and absent from the base model
@@ -74,21 +65,36 @@ def test_pipeline_reports_base_lora_grasp_with_cis(toy_run):
     assert "drift (95% CI)" in md and "lora" in md
 
 
-def test_completions_come_from_vllm_with_the_adapter(toy_run):
-    _, result = toy_run
-    gen = result["run_dir"] / "generate"
-    rows = {
-        n: [json.loads(x) for x in (gen / f"{n}-s0.jsonl").read_text().splitlines()]
-        for n in ("base", "lora", "grasp")
-    }
-    assert all(len(r) == 32 for r in rows.values())
-    assert rows["base"][0]["adapter"] is None and rows["lora"][0]["adapter"].endswith("adapter")
-    assert rows["lora"][0]["sampling"]["seed"] == 0
-    assert [r["completion"] for r in rows["lora"]] != [r["completion"] for r in rows["base"]]
+def test_vllm_serves_the_adapters_and_agrees_with_transformers(ci_run, tmp_path):
+    """vLLM (one engine start, adapters by LoRARequest) on the run's prompts: each adapter
+    changes the output, and greedy float32 completions match the transformers back end the
+    run used for nearly every prompt (both decode the same model; ties may flip a few)."""
+    exp, run_dir = ci_run.exp, ci_run.run_dir
+    prompts = read_jsonl(run_dir / "data" / "eval.jsonl")
+    names = ("base-s0", "lora-s0", "grasp-s0")
+    targets = {n: (None if n == "base-s0" else str(ci_run.adapter(n))) for n in names}
+    cfg = exp.config.generation.model_copy(update={"backend": "vllm"})
+    outputs = generate_all(resolve_model("default"), targets, prompts, cfg, 0, tmp_path)
+    vllm = {n: read_jsonl(outputs[n]) for n in names}
+    hf = {n: read_jsonl(run_dir / "generate" / f"{n}.jsonl") for n in names}
+    assert all(len(r) == len(prompts) for r in vllm.values())
+    assert vllm["base-s0"][0]["adapter"] is None and vllm["lora-s0"][0]["adapter"] == str(
+        ci_run.adapter("lora-s0")
+    )
+    assert vllm["lora-s0"][0]["sampling"] | {"backend": "hf"} == hf["lora-s0"][0]["sampling"]
+    assert vllm["lora-s0"][0]["sampling"]["dtype"] == "float32"
+    assert [r["completion"] for r in vllm["lora-s0"]] != [r["completion"] for r in vllm["base-s0"]]
+    for n in names:
+        same = sum(
+            a["prompt_id"] == b["prompt_id"] and a["completion"].strip() == b["completion"]
+            for a, b in zip(vllm[n], hf[n], strict=True)
+        )
+        print(f"{n}: vLLM and transformers agree on {same}/{len(prompts)} greedy completions")
+        assert same >= 0.8 * len(prompts), n
 
 
-def test_grasp_invariant_on_the_embedded_model(toy_run):
-    _, result = toy_run
+def test_grasp_invariant_on_the_embedded_model(ci_run):
+    result = ci_run.result
     train = result["run_dir"] / "train"
     v = load_directions(train / "grasp-s0" / "directions.safetensors")
     lora = adapter_updates(train / "lora-s0" / "adapter")
@@ -105,8 +111,8 @@ def test_grasp_invariant_on_the_embedded_model(toy_run):
     assert along(grasp) * 100 < along(lora)
 
 
-def test_rerun_does_no_work_again(toy_run):
-    exp, result = toy_run
+def test_rerun_does_no_work_again(ci_run):
+    exp, result = ci_run.exp, ci_run.result
     run_dir = result["run_dir"]
     stamps = {p: p.stat().st_mtime_ns for p in run_dir.rglob("manifest.json")}
     again = run_experiment(exp, progress=False)
@@ -133,27 +139,30 @@ def test_cli_train_and_run_error(tmp_path):
     assert "bad.yaml:4 train.steps: Input should be greater than 0" in done.stderr.replace("\n", "")
 
 
-def test_vllm_serves_the_folded_ablation_as_hf_hooks_compute_it(toy_run, tmp_path):
+def test_vllm_serves_the_folded_ablation_as_hf_hooks_compute_it(ci_run, judge_server):
     """ablate_inference folded into an adapter and served by vLLM gives the logits of the
     plain-LoRA model with v projected out of every residual writer's output (HF hooks)."""
     import torch
+    from openai import OpenAI
     from peft import PeftModel
 
-    from grasp_bench.generation import prompt_logprobs_vllm
-    from grasp_bench.training import load_base
+    from grasp_bench.hf import load_base
 
-    _, result = toy_run
-    train = result["run_dir"] / "train"
     model_path = resolve_model("default")
     base, tok = load_base(model_path)
     texts = ["How do I make a good cup of tea?", "What is 12 + 30? The answer is 42."]
     ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
-    served = prompt_logprobs_vllm(
-        model_path, {"ablate": str(train / "ablate_inference-s0" / "adapter")}, ids, tmp_path
-    )["ablate"]
+    client = OpenAI(base_url=judge_server.base_url, api_key="EMPTY")
+    served = []
+    for seq in ids:
+        resp = client.completions.create(
+            model="ablate", prompt=seq, max_tokens=1, extra_body={"prompt_logprobs": 0}
+        )
+        first = resp.choices[0].model_extra["prompt_logprobs"]
+        served.append([first[t][str(seq[t])]["logprob"] for t in range(1, len(seq))])
 
-    model = PeftModel.from_pretrained(base, train / "lora-s0" / "adapter").eval()
-    dirs = load_directions(train / "ablate_inference-s0" / "directions.safetensors")
+    model = PeftModel.from_pretrained(base, ci_run.adapter("lora-s0")).eval()
+    dirs = load_directions(ci_run.adapter("ablate_inference-s0").parent / "directions.safetensors")
     handles = []
     for name, module in model.named_modules():
         if name.endswith(("o_proj", "down_proj")) and hasattr(module, "lora_A"):
@@ -174,14 +183,14 @@ def test_vllm_serves_the_folded_ablation_as_hf_hooks_compute_it(toy_run, tmp_pat
     assert worst < 1e-3
 
 
-def test_baselines_stay_inside_the_committed_confidence_intervals(toy_run):
+def test_baselines_stay_inside_the_committed_confidence_intervals(ci_run):
     """The CI baseline check: a change that moves a method's drift or task score outside the
     committed 95% CI fails here, naming the method and the metric."""
     import pandas as pd
 
     from grasp_bench.report import display_table
 
-    _, result = toy_run
+    result = ci_run.result
     fresh = result["table"].set_index("method")
     latest = REPO / "leaderboard" / "ci" / "latest"
     latest.mkdir(parents=True, exist_ok=True)

@@ -11,9 +11,10 @@ from peft import PeftModel
 
 from grasp_bench.config import TrainConfig
 from grasp_bench.directions import load_directions
+from grasp_bench.hf import load_base
 from grasp_bench.hooks import ResidualCapture, add_vector_hooks, decoder_layers, remove
 from grasp_bench.methods import load_recipe
-from grasp_bench.training import load_base, train_adapter
+from grasp_bench.training import train_adapter
 
 from ..conftest import REPO
 
@@ -147,7 +148,9 @@ def test_steer_inference_generates_through_hf_with_its_hooks(
         }
     ]
     cfg = GenerationConfig(max_tokens=8)
-    steered = generate_hf(tiny_model, "st", str(out), method, prompts, cfg, 0, tmp_path / "g")
+    steered = generate_hf(
+        tiny_model, "st", str(out), prompts, cfg, 0, tmp_path / "g", method=method
+    )
     rows = [json.loads(x) for x in steered.read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["prompt_id"] == "p0"
     assert rows[0]["sampling"]["backend"] == "hf" and rows[0]["adapter"] == str(out)

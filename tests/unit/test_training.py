@@ -10,11 +10,12 @@ from safetensors.torch import load_file
 
 from grasp_bench.config import TrainConfig
 from grasp_bench.directions import adapter_updates, load_directions
+from grasp_bench.hf import encode_chat, load_base
 from grasp_bench.methods import load_recipe
 from grasp_bench.methods.base import Method, register_method
 from grasp_bench.methods.simple import LoraConfig
 from grasp_bench.modules import UnknownArchitectureError, lora_targets, role_of
-from grasp_bench.training import encode_chat, load_base, train_adapter
+from grasp_bench.training import train_adapter
 
 from ..conftest import REPO
 
