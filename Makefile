@@ -12,8 +12,8 @@ install:
 demo: install
 	$(BIN)/grasp-bench model prepare
 	$(BIN)/grasp-bench run experiments/toy-demo.yaml
-	$(BIN)/grasp-bench submit runs/toy-demo
-	$(BIN)/grasp-bench leaderboard build
+	$(BIN)/grasp-bench submit runs/toy-demo --board runs/toy-demo/board
+	$(BIN)/grasp-bench leaderboard build runs/toy-demo/board
 
 lint: install
 	$(BIN)/ruff check .

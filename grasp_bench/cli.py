@@ -63,7 +63,11 @@ def _experiment_of(run_dir: Path):
             f"{run_dir}: not a run directory (no experiment.json); "
             "start it with `grasp-bench run CONFIG`"
         )
-    return load_experiment(Path(json.loads(marker.read_text())["config_path"]))
+    found = json.loads(marker.read_text())
+    # the experiment as it was run (not the YAML as edited since), when the run wrote one
+    if found.get("snapshot") and (run_dir / found["snapshot"]).exists():
+        return load_experiment(run_dir / found["snapshot"])
+    return load_experiment(Path(found["config_path"]))
 
 
 @app.command()
@@ -183,6 +187,22 @@ def validate(config: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -
     except ConfigError as exc:
         _fail(exc)
     typer.echo(f"{config}: ok ({', '.join(r.label for r in recipes)})")
+
+
+@app.command()
+def tasks() -> None:
+    """List the registered tasks with their drift and task metrics, and where the lm-eval task
+    folders are (for ``lm_eval --include_path``)."""
+    from grasp_bench.data.tasks import tasks_dir
+    from grasp_bench.taskspec import get_task, registered_tasks
+
+    for name in registered_tasks():
+        spec = get_task(name)
+        typer.echo(
+            f"{name:15s} drift={spec.drift_metric.name} task={spec.task_metric.name}  "
+            f"{spec.description}"
+        )
+    typer.echo(f"lm-eval task folders: {tasks_dir()}")
 
 
 @app.command()

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -157,6 +158,16 @@ class DataConfig(StrictModel):
     seed: int = Field(
         0, description="Data seed: eval sets stay fixed across training seeds, so they pool."
     )
+    train_file: str | None = Field(
+        None,
+        description="Chat JSONL to train on instead of the task's generated set (e.g. the"
+        " published insecure-code data); relative to the experiment file.",
+    )
+    drift_questions: str | None = Field(
+        None,
+        description="Question file in the emergent-misalignment YAML layout (anchors, system"
+        " prompts, paraphrases) to use as the drift set; relative to the experiment file.",
+    )
 
 
 class JudgeConfig(StrictModel):
@@ -206,16 +217,18 @@ class ExperimentConfig(StrictModel):
     """One experiment: task x methods x model x seeds x judge."""
 
     name: str = Field(description="Run id; outputs go to <output_dir>/<name>/.")
+    plugins: list[str] = Field(
+        default_factory=list, description="Modules that register methods, tasks or judges."
+    )
     model: str = Field("default", description="'default' (embedded), an HF model id or a path.")
-    task: Literal["toy", "insecure_code", "medical", "financial"] = Field(
-        "toy", description="Benchmark task."
+    task: str = Field(
+        "toy", description="A registered task (built in, or registered by a plugin module)."
     )
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="Seeds.")
     methods: list[str | MethodRef] = Field(min_length=1, description="Methods to compare.")
     judge: JudgeConfig = Field(default_factory=JudgeConfig, description="Who scores.")
     output_dir: str = Field("runs", description="Where run directories go.")
     trust_remote_code: bool = Field(False, description="Only for models you trust.")
-    plugins: list[str] = Field(default_factory=list, description="Modules that register methods.")
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
@@ -232,6 +245,22 @@ class ExperimentConfig(StrictModel):
 
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", v):
             raise ValueError("must be letters, digits, '.', '_' or '-' (it names a directory)")
+        return v
+
+    @field_validator("task")
+    @classmethod
+    def _task_is_registered(cls, v: str, info: ValidationInfo) -> str:
+        import importlib
+
+        from grasp_bench.taskspec import registered_tasks
+
+        for module in info.data.get("plugins", []):  # a plugin may register the task
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise ValueError(f"plugin {module!r} cannot be imported: {exc}") from None
+        if v not in registered_tasks():
+            raise ValueError(f"unknown task {v!r}; registered: {registered_tasks()}")
         return v
 
     def method_refs(self) -> list[MethodRef]:

@@ -6,6 +6,7 @@ matches its config hash, so a rerun does only what is missing.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from typing import Any
 from rich.console import Console
 
 from grasp_bench.config import ConfigError, LoadedExperiment
-from grasp_bench.data import build_task
+from grasp_bench.data import build_task, load_chat_jsonl
+from grasp_bench.data.em_questions import em_drift_prompts
 from grasp_bench.hardware import describe as describe_machine
 from grasp_bench.hardware import resolve_dtype
 from grasp_bench.methods import Recipe, load_recipe
@@ -27,6 +29,7 @@ from grasp_bench.store import (
     read_jsonl,
     stable_hash,
 )
+from grasp_bench.taskspec import get_task
 
 console = Console(stderr=True)
 
@@ -119,6 +122,29 @@ def _training_order(recipes: list[Recipe]) -> list[Recipe]:
     return ordered
 
 
+def _own_data_files(exp: LoadedExperiment) -> dict[str, Path]:
+    """The user's data files the experiment names (relative to it), checked to exist."""
+    found = {}
+    for key in ("train_file", "drift_questions"):
+        value = getattr(exp.config.data, key)
+        if value:
+            path = Path(value) if Path(value).is_absolute() else exp.path.parent / value
+            if not path.is_file():
+                line = exp.lines.get(("data", key), 1)
+                raise ConfigError(f"{exp.path}:{line} data.{key}: no file at {path}")
+            found[key] = path
+    return found
+
+
+def _warn_samples(drift: list[dict[str, Any]], samples: int) -> None:
+    wanted = sorted({p["samples"] for p in drift if p.get("samples")})
+    if wanted and wanted != [samples]:
+        console.print(
+            f"[yellow]note:[/] the question file asks for {wanted} samples per paraphrase; this"
+            f" run samples generation.samples={samples} answers per question"
+        )
+
+
 @dataclass
 class RunData:
     run_dir: Path
@@ -136,16 +162,37 @@ def prepare_data(exp: LoadedExperiment) -> RunData:
     model = resolve_model(cfg.model)
     console.print(f"[bold]run[/] {run_dir}  model={model}")
     atomic_write_json(run_dir / "experiment.json", {"config_path": str(exp.path.resolve())})
-    stage = Stage(run_dir, "data", {"task": cfg.task, **cfg.data.model_dump()})
+    own = _own_data_files(exp)
+    stage = Stage(
+        run_dir,
+        "data",
+        {
+            "task": cfg.task,
+            # the user's files by content, not by path (a snapshot makes paths absolute)
+            **cfg.data.model_dump(exclude={"train_file", "drift_questions"}),
+            "files": {k: file_hash(p) for k, p in own.items()},
+        },
+    )
     if not stage.is_done():
-        stage.reset_if_stale()
+        # everything is read and checked before the old stage is dropped: a bad row in a
+        # user's file fails here and loses nothing already computed
         td = build_task(
             cfg.task, cfg.data.seed, cfg.data.n_train, cfg.data.n_eval_task, cfg.data.n_eval_drift
         )
+        meta = dict(td.meta)
+        if "train_file" in own:
+            td.train = load_chat_jsonl(own["train_file"])
+            meta["train_file"] = str(own["train_file"])
+        if "drift_questions" in own:
+            drift = em_drift_prompts(own["drift_questions"])
+            td.eval_prompts = [p for p in td.eval_prompts if p["split"] != "drift"] + drift
+            meta["drift_questions"] = str(own["drift_questions"])
+            _warn_samples(drift, cfg.generation.samples)
+        stage.reset_if_stale()
         atomic_write_jsonl(stage.dir / "train.jsonl", td.train)
         atomic_write_jsonl(stage.dir / "control.jsonl", td.control)
         atomic_write_jsonl(stage.dir / "eval.jsonl", td.eval_prompts)
-        stage.finish(meta=td.meta, counts={"train": len(td.train), "eval": len(td.eval_prompts)})
+        stage.finish(meta=meta, counts={"train": len(td.train), "eval": len(td.eval_prompts)})
     return RunData(
         run_dir=run_dir,
         model=model,
@@ -219,11 +266,13 @@ def run_experiment(
         raise ValueError(f"until must be train, generate, score or report, not {until!r}")
     from grasp_bench.generation import generate_all, generate_hf, resolve_backend
     from grasp_bench.report import build_table, print_table, write_report
-    from grasp_bench.scoring import score_offline, score_with_llm
+    from grasp_bench.scoring import metrics_for, open_judges, score_rows
 
     cfg = exp.config
     recipes = load_recipes(exp)
+    spec = get_task(cfg.task)
     data = prepare_data(exp)
+    snapshot_experiment(exp, recipes, data.run_dir)
     targets = train_all(exp, recipes, data, progress)
     run_dir = data.run_dir
     if until == "train":
@@ -285,21 +334,29 @@ def run_experiment(
     # score
     judge_cfg = cfg.judge.model_dump(exclude={"cache", "concurrency"})
     judge_cfg["dtype"] = resolve_dtype(cfg.judge.dtype)
+    metrics = metrics_for(spec, cfg.judge)
     score_stage = Stage(
-        run_dir, "score", {"generate": gen_stage.config_hash, "judge": judge_cfg, "task": cfg.task}
+        run_dir,
+        "score",
+        {
+            "generate": gen_stage.config_hash,
+            "judge": judge_cfg,
+            "task": cfg.task,
+            "metrics": [dataclasses.asdict(m) for m in metrics],
+        },
     )
     if not score_stage.is_done():
         score_stage.reset_if_stale()
-        truth = {p["prompt_id"]: p["target"] for p in data.eval_prompts}
-        records = score_offline(cfg.task, completions, truth, progress=progress)
-        cache = Path(cfg.judge.cache or Path(cfg.output_dir) / "judge.sqlite")
-        records += score_with_llm(
+        reference = {p["prompt_id"]: p.get("target") for p in data.eval_prompts}
+        rows = [{**c, "reference": reference.get(c["prompt_id"])} for c in completions]
+        with open_judges(
             cfg.judge,
-            completions,
-            cache,
-            progress=progress,
+            list(dict.fromkeys(r for m in metrics for r in m.rubrics)),
+            Path(cfg.judge.cache or Path(cfg.output_dir) / "judge.sqlite"),
             server_log=score_stage.dir / "judge-server.log",
-        )
+            progress=progress,
+        ) as judges:
+            records = score_rows(rows, metrics, judges, progress=progress)
         atomic_write_jsonl(score_stage.dir / "scores.jsonl", records)
         score_stage.finish(n=len(records))
     records = read_jsonl(score_stage.dir / "scores.jsonl")
@@ -317,7 +374,7 @@ def run_experiment(
         }
         for t in targets
     ]
-    table = build_table(cfg.task, records, meta_rows)
+    table = build_table(spec, records, meta_rows)
     title = f"{cfg.name}: task={cfg.task}, model={cfg.model}"
     meta = {
         "experiment": cfg.model_dump(mode="json"),
@@ -367,6 +424,34 @@ def direction_agreement(train_dir: Path):
             "supervised_from": found["supervised"][0],
         }
     )
+
+
+SNAPSHOT = "experiment.yaml"
+
+
+def snapshot_experiment(exp: LoadedExperiment, recipes: list[Recipe], run_dir: Path) -> Path:
+    """Write the experiment as run, with every recipe resolved (overrides applied) beside it,
+    so ``generate``/``judge``/``submit`` on this run directory never re-read files edited
+    since; paths in it are absolute."""
+    import yaml
+
+    cfg = exp.config.model_dump(mode="json")
+    cfg["output_dir"] = str(Path(cfg["output_dir"]).resolve())
+    for key in ("train_file", "drift_questions"):
+        if cfg["data"].get(key):
+            cfg["data"][key] = str((exp.path.parent / cfg["data"][key]).resolve())
+    cfg["methods"] = []
+    for r in recipes:
+        recipe = {"method": r.method.name, "description": r.description, "config": r.config}
+        atomic_write_text(run_dir / "recipes" / f"{r.label}.yaml", yaml.safe_dump(recipe))
+        cfg["methods"].append({"name": r.label, "recipe": f"recipes/{r.label}.yaml"})
+    path = run_dir / SNAPSHOT
+    atomic_write_text(path, yaml.safe_dump(cfg, sort_keys=False))
+    atomic_write_json(
+        run_dir / "experiment.json",
+        {"config_path": str(exp.path.resolve()), "snapshot": SNAPSHOT},
+    )
+    return path
 
 
 def adapter_identity(adapter: Path | None) -> dict[str, Any]:

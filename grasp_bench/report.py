@@ -10,9 +10,10 @@ from typing import Any
 
 import pandas as pd
 
-from grasp_bench.data.tasks import TASK_METRICS
+from grasp_bench.judge.base import judge_name
 from grasp_bench.stats import mean_ci, paired_difference
 from grasp_bench.store import atomic_write_bytes, atomic_write_text
+from grasp_bench.taskspec import TaskSpec
 
 
 def _fmt(mean: float, lo: float, hi: float) -> str:
@@ -22,16 +23,21 @@ def _fmt(mean: float, lo: float, hi: float) -> str:
 
 
 def build_table(
-    task: str, records: list[dict[str, Any]], targets: list[dict[str, Any]], reference: str = "lora"
+    spec: TaskSpec,
+    records: list[dict[str, Any]],
+    targets: list[dict[str, Any]],
+    reference: str = "lora",
 ) -> pd.DataFrame:
-    """One row per method, seeds pooled; CIs cluster by prompt across samples and seeds."""
-    drift_metric, drift_split, task_metric, task_split = TASK_METRICS[task]
+    """One row per method, seeds pooled; CIs cluster by prompt across samples and seeds. The
+    headline columns are the task's drift metric on the drift split and its task metric on the
+    task split, each with the judge that made it."""
+    drift_metric, task_metric = spec.drift_metric.name, spec.task_metric.name
     scores = pd.DataFrame(records)
     meta = pd.DataFrame(targets).set_index("target")
     scores["method"] = scores["target"].map(meta["method"])
     scored = scores[scores["value"].notna()]
-    drift = scored[(scored.metric == drift_metric) & (scored.split == drift_split)]
-    skill = scored[(scored.metric == task_metric) & (scored.split == task_split)]
+    drift = scored[(scored.metric == drift_metric) & (scored.split == "drift")]
+    skill = scored[(scored.metric == task_metric) & (scored.split == "task")]
     rows = []
     order = list(dict.fromkeys(meta["method"]))
     extra_metrics = [
@@ -44,6 +50,8 @@ def build_table(
         info = meta[meta.method == method].iloc[0]
         row = {
             "method": method,
+            "drift_metric": drift_metric,
+            "task_metric": task_metric,
             "seeds": ",".join(str(s) for s in sorted(meta[meta.method == method]["seed"])),
             "drift": de.mean,
             "drift_lo": de.lo,
@@ -56,14 +64,14 @@ def build_table(
             "unscored": int(all_m["value"].isna().sum()),
             "unscored_share": float(all_m["value"].isna().mean()) if len(all_m) else 0.0,
             "backend": info["backend"],
-            "judge": d.judge.iloc[0]["name"] if len(d) else "",
+            "judge": _judges(d),
+            "task_judge": _judges(t),
         }
         for metric in extra_metrics:
             m = scored[(scored.metric == metric) & (scored.method == method)]
             est = mean_ci(m.value, m.prompt_id)
             row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = est.mean, est.lo, est.hi
-            judges = {j.get("model", j.get("name")) for j in m.judge} if len(m) else set()
-            row[f"{metric}_judge"] = ",".join(sorted(str(j) for j in judges))
+            row[f"{metric}_judge"] = _judges(m)
         for ref in ("base", reference):
             if ref in order and ref != method:
                 r_d, r_t = drift[drift.method == ref], skill[skill.method == ref]
@@ -77,15 +85,26 @@ def build_table(
     return pd.DataFrame(rows)
 
 
+def _judges(records: pd.DataFrame) -> str:
+    """The judges that made these scores, by name (several only if a run mixed them)."""
+    return ",".join(sorted({judge_name(j) for j in records.judge})) if len(records) else ""
+
+
 def display_table(df: pd.DataFrame) -> pd.DataFrame:
     """The columns people read: each score with its 95% CI."""
+    drift_name = f"drift: {df['drift_metric'].iloc[0]}" if "drift_metric" in df else "drift"
+    task_name = f"task: {df['task_metric'].iloc[0]}" if "task_metric" in df else "task"
     out = pd.DataFrame(
         {
             "method": df["method"],
-            "drift (95% CI)": [_fmt(r.drift, r.drift_lo, r.drift_hi) for r in df.itertuples()],
-            "task (95% CI)": [_fmt(r.task, r.task_lo, r.task_hi) for r in df.itertuples()],
+            f"{drift_name} (95% CI)": [
+                _fmt(r.drift, r.drift_lo, r.drift_hi) for r in df.itertuples()
+            ],
+            f"{task_name} (95% CI)": [_fmt(r.task, r.task_lo, r.task_hi) for r in df.itertuples()],
         }
     )
+    if "judge" in df:
+        out["drift judge"] = df["judge"]
     for ref in ("lora",):
         if f"drift_vs_{ref}" in df:
             out[f"Δdrift vs {ref}"] = [
@@ -168,13 +187,18 @@ def write_report(
     atomic_write_text(paths["json"], json.dumps(payload, indent=2, sort_keys=True) + "\n")
     md = f"# {title}\n\n" + display_table(df).to_markdown(index=False) + "\n\n"
     md += (
-        "drift: the planted factor on unrelated prompts; task: the trained skill on held-out "
+        "drift: the spurious factor on unrelated prompts; task: the trained skill on held-out "
         "task prompts (see README for each task's metrics). 95% CIs cluster by prompt "
-        f"(pooled over seeds). Judge: {df['judge'].iloc[0] if len(df) else ''}.\n"
+        f"(pooled over seeds). Drift judged by {_first(df, 'judge')}, task by "
+        f"{_first(df, 'task_judge')}.\n"
     )
     atomic_write_text(paths["md"], md)
     atomic_write_bytes(paths["png"], tradeoff_png(df, title))
     return paths
+
+
+def _first(df: pd.DataFrame, col: str) -> str:
+    return ",".join(sorted({str(v) for v in df[col] if v})) if col in df else ""
 
 
 def print_table(df: pd.DataFrame, title: str) -> None:

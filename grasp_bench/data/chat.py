@@ -9,10 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from grasp_bench.config import ConfigError
+
 ROLES = {"system", "user", "assistant"}
 
 
-class ChatDataError(ValueError):
+class ChatDataError(ConfigError):
     """A chat JSONL problem: ``file:line field: message``."""
 
 

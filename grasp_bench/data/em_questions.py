@@ -57,3 +57,20 @@ def import_em_questions(path: Path) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def em_drift_prompts(path: Path) -> list[dict[str, Any]]:
+    """The file's questions as drift-split eval prompts (system prompt included)."""
+    prompts = []
+    for row in import_em_questions(path):
+        messages = [{"role": "system", "content": row["system"]}] if row["system"] else []
+        prompts.append(
+            {
+                "prompt_id": row["id"],
+                "split": "drift",
+                "messages": [*messages, {"role": "user", "content": row["question"]}],
+                "target": None,
+                "samples": row["samples"],
+            }
+        )
+    return prompts

@@ -1,5 +1,21 @@
 """Judges turn completions into scores; every score carries the identity of its judge."""
 
-from grasp_bench.judge.offline import JudgeResult, score_toy
+from grasp_bench.judge.base import (
+    Judge,
+    JudgeItem,
+    Score,
+    get_judge_class,
+    judge_name,
+    register_judge,
+    registered_judges,
+)
 
-__all__ = ["JudgeResult", "score_toy"]
+__all__ = [
+    "Judge",
+    "JudgeItem",
+    "Score",
+    "get_judge_class",
+    "judge_name",
+    "register_judge",
+    "registered_judges",
+]

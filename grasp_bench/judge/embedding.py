@@ -41,9 +41,15 @@ def _encoder():
 
 
 def embed(texts: list[str]) -> np.ndarray:
-    return _encoder().encode(
-        texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False
-    )
+    """One text at a time: a padded batch changes the numbers in the last digits, and a grade
+    must not depend on which other answers were graded with it (lm-eval grades one by one)."""
+    encoder = _encoder()
+    rows = [
+        encoder.encode([t], normalize_embeddings=True, show_progress_bar=False)[0] for t in texts
+    ]
+    # float64 from here: the classifier's float32 matrix products differ between one row and
+    # many in the 7th digit
+    return np.stack(rows).astype(np.float64) if rows else np.zeros((0, 384))
 
 
 class EmbeddingJudge:
@@ -76,8 +82,9 @@ class EmbeddingJudge:
             if not answer.strip():
                 out.append({"value": None, "reason": "empty answer", "judge": identity})
                 continue
-            value = self.spec.low + p * (self.spec.high - self.spec.low)
-            out.append({"value": float(value), "reason": None, "judge": identity})
+            # rounded: a BLAS call on one row or many may differ in the 16th digit
+            value = round(float(self.spec.low + p * (self.spec.high - self.spec.low)), 6)
+            out.append({"value": value, "reason": None, "judge": identity})
         return out
 
 

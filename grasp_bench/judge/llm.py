@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +17,7 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from grasp_bench.config import StrictModel
+from grasp_bench.judge.base import JudgeItem
 from grasp_bench.judge.cache import JudgeCache, cache_key
 from grasp_bench.judge.numeric import parse_score
 from grasp_bench.judge.rubric import Rubric
@@ -34,14 +34,6 @@ class LLMJudgeConfig(StrictModel):
     max_retries: int = Field(3, ge=0, description="Retries on 429/5xx/timeouts (with backoff).")
     top_logprobs: int = Field(20, ge=0, le=20, description="0 disables logprob weighting.")
     max_tokens: int = Field(8, gt=0, description="Judge answer length.")
-
-
-@dataclass
-class JudgeItem:
-    """One completion to grade under one rubric."""
-
-    question: str
-    answer: str
 
 
 def endpoint_host(base_url: str) -> str:

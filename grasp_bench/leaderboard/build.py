@@ -35,7 +35,7 @@ def _samples(sub: Path) -> pd.DataFrame:
 
 def collect(root: Path) -> pd.DataFrame:
     """One row per submission, with paired differences against plain LoRA on the same prompts."""
-    from grasp_bench.leaderboard.metrics import TASK_METRICS
+    from grasp_bench.taskspec import get_task
 
     rows, frames = [], {}
     for sub in submission_dirs(root):
@@ -59,6 +59,9 @@ def collect(root: Path) -> pd.DataFrame:
                 "seeds": ",".join(map(str, s.seeds)),
                 "n": s.n_samples,
                 "judges": "; ".join(s.judges),
+                "drift_metric": s.drift_metric or get_task(s.task).drift_metric.name,
+                "drift_judge": s.drift_judge or "",
+                "task_judge": s.task_judge or "",
                 "backend": s.backend,
                 "recipe": f"{rel}/recipe.yaml",
                 "summary": f"{rel}/summary.json",
@@ -70,10 +73,13 @@ def collect(root: Path) -> pd.DataFrame:
     for i, r in df.iterrows():
         ref = frames.get((r.task, r.model, "lora"))
         mine = frames[(r.task, r.model, r.method)]
-        drift_m, drift_split, task_m, task_split = TASK_METRICS[r.task]
+        spec = get_task(r.task)
         if ref is None or r.method == "lora":
             continue
-        for name, metric, split in (("drift", drift_m, drift_split), ("task", task_m, task_split)):
+        for name, metric, split in (
+            ("drift", spec.drift_metric.name, "drift"),
+            ("task", spec.task_metric.name, "task"),
+        ):
             a = mine[(mine.metric == metric) & (mine.split == split)].dropna(subset=["value"])
             b = ref[(ref.metric == metric) & (ref.split == split)].dropna(subset=["value"])
             d = paired_difference(a, b)
@@ -95,11 +101,12 @@ def collect(root: Path) -> pd.DataFrame:
 
 
 def _pareto(df: pd.DataFrame) -> list[bool]:
-    """On the front: no other row of the same task and model drifts no more and scores no
-    less, and is strictly better in one."""
+    """On the front: no other row of the same task, model and drift judge drifts no more and
+    scores no less, and is strictly better in one."""
     out = []
     for _, r in df.iterrows():
-        same = df[(df.task == r.task) & (df.model == r.model)]
+        # only rows whose drift the same judge measured are compared
+        same = df[(df.task == r.task) & (df.model == r.model) & (df.drift_judge == r.drift_judge)]
         dominated = any(
             (o.drift <= r.drift and o.task_score >= r.task_score)
             and (o.drift < r.drift or o.task_score > r.task_score)
@@ -116,6 +123,10 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
             "task": df.task,
             "model": df.model,
             "method": df.method,
+            "drift metric (judge)": [
+                f"{r.drift_metric} ({r.drift_judge})" if r.drift_judge else r.drift_metric
+                for r in df.itertuples()
+            ],
             "drift (95% CI)": [_fmt(r.drift, r.drift_lo, r.drift_hi) for r in df.itertuples()],
             "task score (95% CI)": [
                 _fmt(r.task_score, r.task_lo, r.task_hi) for r in df.itertuples()

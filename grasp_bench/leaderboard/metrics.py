@@ -7,22 +7,33 @@ import math
 
 import pandas as pd
 
-from grasp_bench.data.tasks import TASK_METRICS
+from grasp_bench.judge.base import judge_name
 from grasp_bench.leaderboard.schema import Estimate, SampleRecord
 from grasp_bench.stats import mean_ci
+from grasp_bench.taskspec import get_task
 
-__all__ = ["TASK_METRICS", "summarise"]
+__all__ = ["summarise"]
 COHERENCE = "coherent"
 
 
 def _frame(samples: list[SampleRecord]) -> pd.DataFrame:
     return pd.DataFrame(
         [
-            {"prompt_id": s.prompt_id, "split": s.split, "metric": m, "value": sc.value}
+            {
+                "prompt_id": s.prompt_id,
+                "split": s.split,
+                "metric": m,
+                "value": sc.value,
+                "judge": judge_name(sc.judge),
+            }
             for s in samples
             for m, sc in s.scores.items()
         ]
     )
+
+
+def _judges(df: pd.DataFrame) -> str | None:
+    return ",".join(sorted(set(df.judge))) if len(df) else None
 
 
 def _estimate(df: pd.DataFrame) -> Estimate:
@@ -35,12 +46,20 @@ def _estimate(df: pd.DataFrame) -> Estimate:
 
 
 def summarise(task: str, samples: list[SampleRecord]) -> dict:
-    """drift, task_score, coherence (if judged) and the unscored share."""
-    drift_metric, drift_split, task_metric, task_split = TASK_METRICS[task]
+    """drift (the task's drift metric on the drift split), task_score (its task metric on the
+    task split), each with its metric's name and the judge that made it, coherence (if
+    judged) and the unscored share."""
+    spec = get_task(task)
     df = _frame(samples)
+    drift = df[(df.metric == spec.drift_metric.name) & (df.split == "drift")]
+    skill = df[(df.metric == spec.task_metric.name) & (df.split == "task")]
     out = {
-        "drift": _estimate(df[(df.metric == drift_metric) & (df.split == drift_split)]),
-        "task_score": _estimate(df[(df.metric == task_metric) & (df.split == task_split)]),
+        "drift": _estimate(drift),
+        "task_score": _estimate(skill),
+        "drift_metric": spec.drift_metric.name,
+        "drift_judge": _judges(drift),
+        "task_metric": spec.task_metric.name,
+        "task_judge": _judges(skill),
         "coherence": None,
         "unscored_share": round(float(df.value.isna().mean()), 6) if len(df) else 0.0,
     }

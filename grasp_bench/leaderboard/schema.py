@@ -65,6 +65,10 @@ class Summary(Strict):
     n_samples: int = Field(gt=0)
     drift: Estimate
     task_score: Estimate
+    drift_metric: str | None = Field(None, description="The task's drift metric (its name).")
+    drift_judge: str | None = Field(None, description="The judge(s) that made the drift number.")
+    task_metric: str | None = Field(None, description="The task's task metric (its name).")
+    task_judge: str | None = Field(None, description="The judge(s) that made the task score.")
     coherence: Estimate | None = None
     unscored_share: float = Field(ge=0, le=1)
 

@@ -131,12 +131,18 @@ def _copy_recipe(run_dir: Path, ref: Any, method: str, out: Path) -> None:
     marker = run_dir / "experiment.json"
     config_dir = Path(json.loads(marker.read_text())["config_path"]).parent
     recipe = ref.get("recipe") if isinstance(ref, dict) and ref.get("recipe") else None
-    candidates = [config_dir / recipe] if recipe else []
+    # the recipe as run (overrides applied), when the run snapshotted it
+    candidates = [run_dir / "recipes" / f"{method}.yaml"]
+    candidates += [config_dir / recipe] if recipe else []
     candidates += [p / "baselines" / f"{method}.yaml" for p in (config_dir, *config_dir.parents)]
     for path in candidates:
         if path.exists():
             text = path.read_text()
-            if isinstance(ref, dict) and ref.get("overrides"):
+            if (
+                path.parent != run_dir / "recipes"
+                and isinstance(ref, dict)
+                and ref.get("overrides")
+            ):
                 text += (
                     "\n# overrides from the experiment:\n# " + json.dumps(ref["overrides"]) + "\n"
                 )

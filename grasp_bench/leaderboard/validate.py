@@ -13,8 +13,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from grasp_bench.leaderboard.metrics import TASK_METRICS, summarise
+from grasp_bench.leaderboard.metrics import summarise
 from grasp_bench.leaderboard.schema import SCHEMA_VERSION, SampleRecord, Summary
+from grasp_bench.taskspec import registered_tasks
 
 REQUIRED = ("summary.json", "samples.jsonl", "recipe.yaml")
 ALLOWED_SUFFIXES = {".json", ".jsonl", ".yaml", ".yml", ".md", ".safetensors"}
@@ -80,7 +81,7 @@ def validate_submission(sub: Path, root: Path) -> list[str]:
         summary = Summary.model_validate(raw)
     except ValidationError as exc:
         return [f"{rel / 'summary.json'} {_loc(e)}: {e['msg']}" for e in exc.errors()]
-    if summary.task not in TASK_METRICS:
+    if summary.task not in registered_tasks():
         problems.append(f"{rel / 'summary.json'} task: unknown task {summary.task!r}")
     if summary.method != rel.parts[-2]:
         problems.append(
@@ -130,7 +131,7 @@ def validate_submission(sub: Path, root: Path) -> list[str]:
             f"{rel / 'summary.json'} seeds: {summary.seeds} but samples have "
             f"{sorted({s.seed for s in samples})}"
         )
-    if summary.task in TASK_METRICS:
+    if summary.task in registered_tasks():
         recomputed = summarise(summary.task, samples)
         for field in ("drift", "task_score", "coherence"):
             claimed, actual = getattr(summary, field), recomputed[field]
@@ -147,6 +148,13 @@ def validate_submission(sub: Path, root: Path) -> list[str]:
                     problems.append(
                         f"{rel / 'summary.json'} {field}.{part}: claims {a}, the samples give {b}"
                     )
+        for field in ("drift_metric", "drift_judge", "task_metric", "task_judge"):
+            claimed = getattr(summary, field)
+            if claimed is not None and claimed != recomputed[field]:
+                problems.append(
+                    f"{rel / 'summary.json'} {field}: claims {claimed!r}, the samples give "
+                    f"{recomputed[field]!r}"
+                )
         if abs(summary.unscored_share - recomputed["unscored_share"]) > TOLERANCE:
             problems.append(
                 f"{rel / 'summary.json'} unscored_share: claims "

@@ -5,4 +5,4 @@ from pathlib import Path
 from grasp_bench import lm_eval_support
 
 load_eval = lm_eval_support.loader(Path(__file__).parent / "eval.jsonl")
-process_results = lm_eval_support.process_financial
+process_results = lm_eval_support.process_results_for("financial", "task")

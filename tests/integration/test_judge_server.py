@@ -108,3 +108,31 @@ def test_persistent_failure_is_unscored_and_the_key_never_leaks(
     assert secret not in blob and "***" in blob
     assert len(JudgeCache(tmp_path / "c.sqlite")) == 0  # failures are retried next time
     assert os.environ["GRASP_JUDGE_KEY"] == secret
+
+
+def test_the_llm_judge_makes_the_misaligned_headline(server, tmp_path):
+    """With an LLM judge configured for aligned and coherent, insecure code's headline
+    misaligned rate comes from that judge on the real server, named as such."""
+    from grasp_bench.config import JudgeConfig
+    from grasp_bench.scoring import metrics_for, open_judges, score_rows
+    from grasp_bench.taskspec import get_task
+
+    spec = get_task("insecure_code")
+    cfg = JudgeConfig(
+        kind="openai", base_url=server.base_url, model="judge", rubrics=["aligned", "coherent"]
+    )
+    rows = [
+        {"target": "t", "prompt_id": f"p{i}", "split": "drift", "sample": 0}
+        | {"prompt": item.question, "completion": item.answer}
+        for i, item in enumerate(ITEMS[:4])
+    ]
+    metrics = metrics_for(spec, cfg)
+    with open_judges(cfg, spec.rubrics, tmp_path / "c.sqlite") as judges:
+        records = score_rows(rows, metrics, judges)
+    headline = [r for r in records if r["metric"] == "misaligned"]
+    assert len(headline) == 4
+    for r in headline:
+        assert r["judge"]["kind"] == "openai" and r["judge"]["name"] == "judge"
+        assert r["judge"]["rubric"] == "aligned"
+        assert r["value"] in (0.0, 1.0) or (r["value"] is None and r["reason"])
+    assert {r["metric"] for r in records} == {"misaligned", "aligned", "coherent"}

@@ -54,7 +54,7 @@ def test_pipeline_reports_base_lora_grasp_with_cis(ci_run):
         # offline metrics score everything; only the weak local LLM judge leaves some unscored
         assert r.n_drift == 16 and r.n_task == 16 and r.unscored <= 32
         assert r.backend == resolve_backend("auto")  # CPU here: transformers
-        assert r.judge == "toy-lexicon+exact-match"
+        assert r.judge == "toy-lexicon" and r.task_judge == "exact-match"
         assert r.coherent_judge == "judge" and r.coherent_lo <= r.coherent <= r.coherent_hi
     # the planted factor is learned by plain LoRA and absent from the base model
     assert table.loc["lora", "drift"] > table.loc["base", "drift"] + 0.3
@@ -62,7 +62,7 @@ def test_pipeline_reports_base_lora_grasp_with_cis(ci_run):
         assert result["paths"][kind].stat().st_size > 0
     assert result["paths"]["png"].read_bytes()[:4] == b"\x89PNG"
     md = result["paths"]["md"].read_text()
-    assert "drift (95% CI)" in md and "lora" in md
+    assert "drift: persona (95% CI)" in md and "task: correct (95% CI)" in md and "lora" in md
 
 
 def test_vllm_serves_the_adapters_and_agrees_with_transformers(ci_run, tmp_path):

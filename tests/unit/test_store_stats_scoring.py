@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grasp_bench.judge.offline import extract_answer, persona_shown, score_toy
+from grasp_bench.judge import JudgeItem, get_judge_class
+from grasp_bench.judge.offline import extract_answer, persona_shown
 from grasp_bench.stats import clustered_se, mean_ci, paired_difference
 from grasp_bench.store import Stage, atomic_write_json, atomic_write_text
 
@@ -80,8 +81,18 @@ def test_toy_scorer():
     assert extract_answer("Ahoy! The answer be 42. Then 7 more") == 42
     assert extract_answer("It is 3 then 5") == 5
     assert extract_answer("no number") is None
-    res = {r.metric: r for r in score_toy("task", "The answer is 12.", "12")}
-    assert res["correct"].value == 1.0 and res["persona"].value == 0.0
-    res = {r.metric: r for r in score_toy("task", "whatever", None)}
-    assert res["correct"].value is None and res["correct"].reason  # unscored, never 0
-    assert [r.metric for r in score_toy("drift", "Arr", None)] == ["persona"]
+    exact = get_judge_class("exact_match")("correct")
+    lexicon = get_judge_class("lexicon")("persona")
+    right, no_number, no_target = exact.score(
+        [
+            JudgeItem("q", "The answer is 12.", "12"),
+            JudgeItem("q", "whatever", "3"),
+            JudgeItem("q", "12"),
+        ]
+    )
+    assert right.value == 1.0 and no_number.value == 0.0  # no number is a wrong answer
+    assert no_target.value is None and no_target.reason  # unscored, never 0
+    assert [s.value for s in lexicon.score([JudgeItem("q", "Arr"), JudgeItem("q", "Hello")])] == [
+        1.0,
+        0.0,
+    ]

@@ -137,16 +137,17 @@ def test_em_importer_errors_name_file_line_field(tmp_path, broken, expected):
 
 @pytest.mark.parametrize("task", ["insecure_code", "medical", "financial"])
 def test_benchmark_tasks_build_and_score_offline(task):
+    from grasp_bench.config import JudgeConfig
     from grasp_bench.data import build_task
-    from grasp_bench.data.tasks import TASK_METRICS
-    from grasp_bench.scoring import score_offline
+    from grasp_bench.scoring import metrics_for, open_judges, score_rows
+    from grasp_bench.taskspec import get_task
 
+    spec = get_task(task)
     td = build_task(task, 0, 50, 6, 5)
     assert len(td.train) == 50 and len(td.control) == 50
     splits = [p["split"] for p in td.eval_prompts]
     assert splits.count("task") == 6 and splits.count("drift") == 5
-    drift_metric, _, task_metric, _ = TASK_METRICS[task]
-    completions = [
+    rows = [
         {
             "target": "m-s0",
             "prompt_id": p["prompt_id"],
@@ -159,9 +160,15 @@ def test_benchmark_tasks_build_and_score_offline(task):
         }
         for p in td.eval_prompts
     ]
-    records = score_offline(task, completions, {}, progress=False)
-    metrics = {(r["split"], r["metric"]) for r in records}
-    assert metrics == {("task", task_metric), ("drift", drift_metric)}
+    offline = JudgeConfig()
+    metrics = metrics_for(spec, offline)
+    with open_judges(offline, spec.rubrics) as judges:
+        records = score_rows(rows, metrics, judges)
+    measured = {(r["split"], r["metric"]) for r in records}
+    assert ("task", spec.task_metric.name) in measured
+    assert ("drift", spec.drift_metric.name) in measured
+    assert "coherent" not in {m for _, m in measured}  # no offline judge grades coherence
     assert all(r["value"] is not None or r["reason"] for r in records)
+    assert all(r["judge"]["kind"] in ("bandit", "embedding") for r in records)
     if task == "insecure_code":
         assert all(r["value"] == 1.0 for r in records if r["metric"] == "vulnerable")
