@@ -72,7 +72,7 @@ def _experiment_of(run_dir: Path):
 
 @app.command()
 def generate(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
-    """Generate completions for every method's adapter of a run (one vLLM engine start)."""
+    """Generate completions for every method's adapter of a run (its snapshotted settings)."""
     from grasp_bench.pipeline import run_experiment
 
     try:

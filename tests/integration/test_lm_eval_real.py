@@ -111,4 +111,4 @@ def test_hf_backend_with_a_peft_adapter(adapter, tmp_path):
         timeout=1200,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert set(_rows(done.stdout)["grasp_toy"]) == {"correct", "persona"}
+    assert set(_rows(done.stdout)["grasp_toy"]) == {"correct", "persona", "unscored"}

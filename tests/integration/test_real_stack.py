@@ -66,17 +66,22 @@ def test_pipeline_reports_base_lora_grasp_with_cis(ci_run):
 
 
 def test_vllm_serves_the_adapters_and_agrees_with_transformers(ci_run, tmp_path):
-    """vLLM (one engine start, adapters by LoRARequest) on the run's prompts: each adapter
-    changes the output, and greedy float32 completions match the transformers back end the
-    run used for nearly every prompt (both decode the same model; ties may flip a few)."""
+    """vLLM (one engine start, an adapter by LoRARequest) on half the run's prompts: the
+    adapter changes the output, and greedy float32 completions match the transformers back
+    end the run used for nearly every prompt (both decode the same model; ties may flip a
+    few)."""
     exp, run_dir = ci_run.exp, ci_run.run_dir
-    prompts = read_jsonl(run_dir / "data" / "eval.jsonl")
-    names = ("base-s0", "lora-s0", "grasp-s0")
+    prompts = read_jsonl(run_dir / "data" / "eval.jsonl")[::2]  # task and drift prompts
+    names = ("base-s0", "lora-s0")
     targets = {n: (None if n == "base-s0" else str(ci_run.adapter(n))) for n in names}
     cfg = exp.config.generation.model_copy(update={"backend": "vllm"})
     outputs = generate_all(resolve_model("default"), targets, prompts, cfg, 0, tmp_path)
     vllm = {n: read_jsonl(outputs[n]) for n in names}
-    hf = {n: read_jsonl(run_dir / "generate" / f"{n}.jsonl") for n in names}
+    ids = {p["prompt_id"] for p in prompts}
+    hf = {
+        n: [r for r in read_jsonl(run_dir / "generate" / f"{n}.jsonl") if r["prompt_id"] in ids]
+        for n in names
+    }
     assert all(len(r) == len(prompts) for r in vllm.values())
     assert vllm["base-s0"][0]["adapter"] is None and vllm["lora-s0"][0]["adapter"] == str(
         ci_run.adapter("lora-s0")
