@@ -3,6 +3,7 @@ transformers' batched generate (base, peft adapter, adapter merged), each in flo
 bfloat16, same prompts and token budget, after a warm-up. Writes JSON and Markdown.
 
     .venv/bin/python bench/generation_speed.py [--adapter DIR] [--prompts 32] [--tokens 32]
+    .venv/bin/python bench/generation_speed.py --emulate-avx2   # as on a CPU without AVX-512
 
 Every number names the CPU it was measured on; the ratios are what carries to other machines.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -88,7 +90,10 @@ def _child(engine: str, dtype: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--child", engine, "--dtype", dtype, "--model", args.model]
     cmd += ["--adapter", args.adapter, "--prompts", str(args.prompts)]
     cmd += ["--tokens", str(args.tokens)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = dict(os.environ)
+    if args.emulate_avx2:  # oneDNN and ATen kernels as on an AVX2-only CPU (no native bf16)
+        env.update(ONEDNN_MAX_CPU_ISA="AVX2", ATEN_CPU_CAPABILITY="avx2")
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
         return {"error": done.stderr[-500:]}
@@ -115,6 +120,7 @@ def main() -> None:
     ap.add_argument("--adapter", default=None)
     ap.add_argument("--prompts", type=int, default=32)
     ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--emulate-avx2", action="store_true", help="Kernels limited to AVX2.")
     args = ap.parse_args()
     if args.child:
         result = (vllm_child if args.child == "vllm" else hf_child)(args)
@@ -131,12 +137,16 @@ def main() -> None:
             for engine in ("vllm", "hf")
             for dtype in ("float32", "bfloat16")
         }
-    report = {"machine": describe(), "prompts": args.prompts, "tokens": args.tokens, **results}
+    machine = describe()
+    if args.emulate_avx2:
+        machine.update(cpu=f"{machine['cpu']} limited to AVX2", cpu_native_bf16=False)
+    report = {"machine": machine, "prompts": args.prompts, "tokens": args.tokens, **results}
+    stem = "generation_speed" + ("_avx2" if args.emulate_avx2 else "")
     OUT.mkdir(exist_ok=True)
-    (OUT / "generation_speed.json").write_text(json.dumps(report, indent=2) + "\n")
+    (OUT / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
-        f"# Generation speed ({report['machine']['cpu']}, native bf16:"
-        f" {report['machine']['cpu_native_bf16']}; {args.prompts} prompts x {args.tokens} tokens)",
+        f"# Generation speed ({machine['cpu']}, native bf16: {machine['cpu_native_bf16']};"
+        f" {args.prompts} prompts x {args.tokens} tokens)",
         "",
         "| engine / dtype | start s | base tok/s | LoRA tok/s | merged tok/s |",
         "|---|---|---|---|---|",
@@ -147,7 +157,7 @@ def main() -> None:
             f"| {key} | {r.get('engine_start_s', '')} | {r.get('base_tokens_per_s', '')} |"
             f" {lora} | {r.get('merged_tokens_per_s', '')} |"
         )
-    (OUT / "generation_speed.md").write_text("\n".join(lines) + "\n")
+    (OUT / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

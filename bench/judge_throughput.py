@@ -13,9 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from grasp_bench.judge import JudgeItem
 from grasp_bench.judge.cache import JudgeCache
 from grasp_bench.judge.embedding import EmbeddingJudge, agreement
-from grasp_bench.judge.llm import JudgeItem, LLMJudge, LLMJudgeConfig
+from grasp_bench.judge.llm import LLMJudge, LLMJudgeConfig
 from grasp_bench.judge.rubric import load_rubric
 from grasp_bench.models import resolve_model
 from grasp_bench.server import VLLMServer

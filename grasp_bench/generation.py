@@ -95,6 +95,29 @@ def generate_all(
     return outputs
 
 
+def completion_row(
+    target: str,
+    adapter: str | None,
+    prompt: dict[str, Any],
+    sample: int,
+    text: str,
+    finish_reason: str | None,
+    sampling: dict[str, Any],
+) -> dict[str, Any]:
+    """One generated answer as every back end records it."""
+    return {
+        "target": target,
+        "adapter": adapter,
+        "prompt_id": prompt["prompt_id"],
+        "split": prompt["split"],
+        "sample": sample,
+        "prompt": prompt["messages"][-1]["content"],
+        "completion": text,
+        "finish_reason": finish_reason,
+        "sampling": sampling,
+    }
+
+
 def _lora_rank(adapter: str) -> int:
     return int(json.loads((Path(adapter) / "adapter_config.json").read_text())["r"])
 
@@ -137,22 +160,11 @@ def _run(spec: dict[str, Any]) -> None:
     for i, (name, adapter) in enumerate(tqdm(spec["targets"].items(), desc="generate")):
         lora = LoRARequest(name, i + 1, adapter) if adapter else None
         outs = llm.chat([p["messages"] for p in prompts], params, lora_request=lora, use_tqdm=True)
-        rows = []
-        for prompt, out in zip(prompts, outs, strict=True):
-            for k, sample in enumerate(out.outputs):
-                rows.append(
-                    {
-                        "target": name,
-                        "adapter": adapter,
-                        "prompt_id": prompt["prompt_id"],
-                        "split": prompt["split"],
-                        "sample": k,
-                        "prompt": prompt["messages"][-1]["content"],
-                        "completion": sample.text,
-                        "finish_reason": sample.finish_reason,
-                        "sampling": s,
-                    }
-                )
+        rows = [
+            completion_row(name, adapter, prompt, k, sample.text, sample.finish_reason, s)
+            for prompt, out in zip(prompts, outs, strict=True)
+            for k, sample in enumerate(out.outputs)
+        ]
         atomic_write_jsonl(Path(spec["out_dir"]) / f"{name}.jsonl", rows)
 
 
@@ -234,17 +246,7 @@ def generate_hf(
     finally:
         remove(handles)
     rows = [
-        {
-            "target": name,
-            "adapter": adapter,
-            "prompt_id": prompt["prompt_id"],
-            "split": prompt["split"],
-            "sample": k,
-            "prompt": prompt["messages"][-1]["content"],
-            "completion": text,
-            "finish_reason": finish,
-            "sampling": sampling,
-        }
+        completion_row(name, adapter, prompt, k, text, finish, sampling)
         for i, prompt in enumerate(prompts)
         for k, (text, finish) in enumerate(completions[i])
     ]

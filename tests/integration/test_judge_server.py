@@ -7,8 +7,9 @@ import os
 
 import pytest
 
+from grasp_bench.judge import JudgeItem
 from grasp_bench.judge.cache import JudgeCache
-from grasp_bench.judge.llm import JudgeItem, LLMJudge, LLMJudgeConfig
+from grasp_bench.judge.llm import LLMJudge, LLMJudgeConfig
 from grasp_bench.judge.rubric import load_rubric
 
 from .fault_proxy import FaultProxy
