@@ -112,7 +112,7 @@ def display_table(df: pd.DataFrame) -> pd.DataFrame:
                 for _, r in df.iterrows()
             ]
     for col in df.columns:
-        if f"{col}_judge" in df.columns:
+        if col not in ("drift", "task") and f"{col}_judge" in df.columns:  # extra metrics
             out[f"{col} (95% CI)"] = [
                 _fmt(r[col], r[f"{col}_lo"], r[f"{col}_hi"]) for _, r in df.iterrows()
             ]
