@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from grasp_bench.config import GenerationConfig
-from grasp_bench.hardware import accelerator, resolve_dtype
+from grasp_bench.hardware import accelerator, resolve_dtype, vllm_memory_fraction
 from grasp_bench.store import atomic_write_json, atomic_write_jsonl
 
 
@@ -136,7 +136,7 @@ def _engine(spec: dict[str, Any]):
         max_loras=max(1, min(4, len(adapters))),
         max_model_len=spec["max_model_len"],
         seed=spec["sampling"]["seed"],
-        gpu_memory_utilization=0.4,
+        gpu_memory_utilization=vllm_memory_fraction(),
         dtype=spec.get("dtype", "auto"),
         trust_remote_code=spec["trust_remote_code"],
     )

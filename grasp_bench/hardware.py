@@ -8,6 +8,7 @@ therefore resolves here, once, to a concrete dtype that is recorded with every r
 
 from __future__ import annotations
 
+import os
 import platform
 from functools import cache
 from pathlib import Path
@@ -67,6 +68,17 @@ def resolve_dtype(requested: str = "auto", device: str | None = None) -> str:
 
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     return "bfloat16" if cpu_has_native_bf16() else "float32"
+
+
+def vllm_memory_fraction(device: str | None = None) -> float:
+    """The share of device memory one vLLM engine reserves (``gpu_memory_utilization``; on
+    CPU it is the share of RAM held for the KV cache). ``GRASP_VLLM_MEMORY_FRACTION`` wins.
+    On a CPU two engines (a judge server and a generator) must fit beside the trainer in RAM,
+    so each takes 0.2 there; on a GPU 0.4 as before."""
+    found = os.environ.get("GRASP_VLLM_MEMORY_FRACTION")
+    if found:
+        return float(found)
+    return 0.4 if (device or accelerator()) == "cuda" else 0.2
 
 
 def describe() -> dict[str, str | bool]:

@@ -17,6 +17,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from grasp_bench.hardware import resolve_dtype, vllm_memory_fraction
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -39,7 +41,6 @@ class VLLMServer:
         extra_args: list[str] | None = None,
         dtype: str = "auto",
     ):
-        from grasp_bench.hardware import resolve_dtype
 
         self.model = model
         self.dtype = resolve_dtype(dtype)
@@ -73,7 +74,7 @@ class VLLMServer:
             "--max-model-len",
             str(self.max_model_len),
             "--gpu-memory-utilization",
-            "0.4",
+            str(vllm_memory_fraction()),
             "--seed",
             "0",
             "--dtype",

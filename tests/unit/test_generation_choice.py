@@ -155,3 +155,11 @@ def test_hf_backend_samples_n_per_prompt_reproducibly(tiny_model, adapter, tmp_p
     assert a.read_text() == b.read_text()
     base = generate_hf(tiny_model, "base", None, prompts, cfg, 3, tmp_path / "c")
     assert json.loads(base.read_text().splitlines()[0])["adapter"] is None
+
+
+def test_vllm_memory_share_leaves_room_for_two_engines_on_cpu(monkeypatch):
+    monkeypatch.delenv("GRASP_VLLM_MEMORY_FRACTION", raising=False)
+    assert hardware.vllm_memory_fraction("cpu") == 0.2
+    assert hardware.vllm_memory_fraction("cuda") == 0.4
+    monkeypatch.setenv("GRASP_VLLM_MEMORY_FRACTION", "0.1")
+    assert hardware.vllm_memory_fraction("cpu") == 0.1
