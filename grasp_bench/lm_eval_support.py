@@ -31,7 +31,7 @@ from grasp_bench.config import JudgeConfig
 from grasp_bench.judge.base import Judge
 from grasp_bench.judge.rubric import RUBRIC_DIR
 from grasp_bench.scoring import open_judges, score_rows
-from grasp_bench.taskspec import MetricSpec, get_task
+from grasp_bench.taskspec import MetricSpec, get_task, rubrics_of
 
 _OPEN = ExitStack()
 
@@ -116,7 +116,7 @@ def process_results_for(task: str, split: str) -> Callable[[dict[str, Any], list
     """lm-eval's ``process_results`` for the ``split`` (task, drift, or all: the document's
     own ``split`` field) of a registered task."""
     metrics = metrics_of(task, split)
-    rubrics = tuple(dict.fromkeys(r for m in metrics for r in m.rubrics))
+    rubrics = tuple(rubrics_of(metrics))
 
     def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
         answer = results[0] if isinstance(results[0], str) else str(results[0])

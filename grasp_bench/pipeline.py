@@ -29,7 +29,7 @@ from grasp_bench.store import (
     read_jsonl,
     stable_hash,
 )
-from grasp_bench.taskspec import get_task
+from grasp_bench.taskspec import get_task, rubrics_of
 
 console = Console(stderr=True)
 
@@ -351,7 +351,7 @@ def run_experiment(
         rows = [{**c, "reference": reference.get(c["prompt_id"])} for c in completions]
         with open_judges(
             cfg.judge,
-            list(dict.fromkeys(r for m in metrics for r in m.rubrics)),
+            rubrics_of(metrics),
             Path(cfg.judge.cache or Path(cfg.output_dir) / "judge.sqlite"),
             server_log=score_stage.dir / "judge-server.log",
             progress=progress,

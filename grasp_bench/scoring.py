@@ -27,7 +27,7 @@ from grasp_bench.judge.base import (
     judge_name,
     offline_judge_kind,
 )
-from grasp_bench.taskspec import MetricSpec, TaskSpec, Unscorable
+from grasp_bench.taskspec import MetricSpec, TaskSpec, Unscorable, rubrics_of
 
 KEY_FIELDS = ("target", "prompt_id", "split", "sample")
 
@@ -132,7 +132,7 @@ def score_rows(
     recorded under, and ``reference`` where a rubric needs one (exact match). A metric whose
     first rubric has no judge here is not measured (no record), e.g. ``coherent`` offline.
     """
-    needed = list(dict.fromkeys(r for m in metrics for r in m.rubrics))
+    needed = rubrics_of(metrics)
     grades: dict[str, list[Score | None]] = {}
     for rubric in tqdm(needed, desc="judge", disable=not progress):
         idx = [i for i, row in enumerate(rows) if _graded_on(rubric, row["split"], metrics)]

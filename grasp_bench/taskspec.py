@@ -14,7 +14,7 @@ scoring stage, so the same metric means the same thing whichever judge made it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -95,6 +95,11 @@ class MetricSpec:
         return TRANSFORMS[self.transform](primary, grades)
 
 
+def rubrics_of(metrics: Iterable[MetricSpec]) -> list[str]:
+    """Every rubric these metrics are computed from, once each, in order of first use."""
+    return list(dict.fromkeys(r for m in metrics for r in m.rubrics))
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """A task: its data builder, its metrics (one ``drift`` and one ``task`` role), and the
@@ -127,7 +132,7 @@ class TaskSpec:
 
     @property
     def rubrics(self) -> list[str]:
-        return list(dict.fromkeys(r for m in self.metrics for r in m.rubrics))
+        return rubrics_of(self.metrics)
 
 
 _TASKS: dict[str, TaskSpec] = {}
