@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-unit lint format clean
+.PHONY: install demo board test test-unit lint format clean
 
 install:
 	bash scripts/install.sh
@@ -14,6 +14,17 @@ demo: install
 	$(BIN)/grasp-bench run experiments/toy-demo.yaml
 	$(BIN)/grasp-bench submit runs/toy-demo --board runs/toy-demo/board
 	$(BIN)/grasp-bench leaderboard build runs/toy-demo/board
+
+# The committed leaderboard: every task x every method on the embedded model, then the board.
+# Resumes: finished training, completions and scores are kept (rerun after an interruption).
+BOARD_RUNS ?= toy-compare board-insecure-code board-medical board-financial
+board: install
+	$(BIN)/grasp-bench model prepare
+	for run in $(BOARD_RUNS); do \
+	  $(BIN)/grasp-bench run experiments/$$run.yaml && \
+	  $(BIN)/grasp-bench submit runs/$$run --board leaderboard || exit 1; \
+	done
+	$(BIN)/grasp-bench leaderboard build leaderboard
 
 lint: install
 	$(BIN)/ruff check .

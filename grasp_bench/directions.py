@@ -14,6 +14,7 @@ Directions are saved as safetensors with their provenance in the metadata.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -134,3 +135,105 @@ def save_directions(path: Path, directions: Directions, provenance: dict[str, An
 
 def load_directions(path: Path) -> Directions:
     return {int(k.split(".")[1]): v for k, v in load_file(str(path)).items()}
+
+
+def random_directions(
+    d_model: int, layers: list[int], k: int, seed: int, scope: str = "per_layer"
+) -> Directions:
+    """Seeded random orthonormal directions: the control that tells a projection which removes
+    the factor from one that only removes capacity."""
+    gen = torch.Generator().manual_seed(seed)
+    draws = 1 if scope == "pooled" else len(layers)
+    bases = [torch.linalg.qr(torch.randn(d_model, k, generator=gen))[0] for _ in range(draws)]
+    return {layer: bases[0 if scope == "pooled" else i] for i, layer in enumerate(layers)}
+
+
+@torch.no_grad()
+def update_shift_directions(
+    model: Any, tokenizer: Any, rows: list[dict[str, Any]], adapter_dir: Path, model_type: str
+) -> Directions:
+    """The update's input-independent shift: for each layer, sum over its residual writers of
+    dW applied to the writer's mean input (over the rows' response tokens, ``model`` as given,
+    i.e. the base model), normalised. One direction per layer."""
+    from grasp_bench.hf import encode_chat
+
+    # (layer, writer suffix) -> dW: adapter keys and the model's module names differ in prefix
+    updates = {
+        (layer_of(m), _writer(m, model_type)): dw
+        for m, dw in adapter_updates(adapter_dir).items()
+        if role_of(m, model_type) == "writer"
+    }
+    sums: dict[tuple[int, str], torch.Tensor] = {}
+    count = 0
+    handles = []
+    mask: torch.Tensor | None = None
+    for name, module in model.named_modules():
+        if role_of(name, model_type) != "writer":
+            continue  # (peft's base_layer children end in base_layer: not matched)
+        key = (layer_of(name), _writer(name, model_type))
+        if key not in updates or key in sums:
+            continue
+        sums[key] = torch.zeros(updates[key].shape[1], dtype=torch.float64)
+
+        def record(_m, inputs, _out, key: tuple[int, str] = key) -> None:
+            sums[key] += inputs[0][0, mask].double().sum(dim=0)
+
+        handles.append(module.register_forward_hook(record))
+    try:
+        for row in rows:
+            ids, labels = encode_chat(tokenizer, row["messages"], max_length=512)
+            mask = torch.tensor(labels) != -100
+            model(input_ids=torch.tensor([ids]))
+            count += int(mask.sum())
+    finally:
+        for h in handles:
+            h.remove()
+    if set(sums) != set(updates):
+        raise ValueError(f"{adapter_dir}: writers {sorted(set(updates) - set(sums))} not in model")
+    per_layer: dict[int, torch.Tensor] = {}
+    for (layer, _), total in sums.items():
+        shift = updates[(layer, _)] @ (total / max(count, 1))
+        per_layer[layer] = per_layer[layer] + shift if layer in per_layer else shift
+    return {layer: (s / s.norm()).float().unsqueeze(1) for layer, s in sorted(per_layer.items())}
+
+
+@torch.no_grad()
+def activation_change_directions(
+    model: Any,
+    tokenizer: Any,
+    rows: list[dict[str, Any]],
+    use_tuned: Callable[[bool], None],
+    k: int = 1,
+) -> Directions:
+    """Top-k directions of the change in the residual stream, tuned minus base, over the rows'
+    response tokens: eigenvectors of the uncentred second moment of the change per layer (a
+    constant shift counts: it is what the fine-tune adds on every token). ``use_tuned(on)``
+    switches ``model`` between the two (e.g. two peft adapters), so one copy is held."""
+    from grasp_bench.hf import encode_chat
+    from grasp_bench.hooks import ResidualCapture
+
+    moments: dict[int, torch.Tensor] = {}
+    for row in rows:
+        ids, labels = encode_chat(tokenizer, row["messages"], max_length=512)
+        mask = torch.tensor(labels) != -100
+        captured = []
+        for on in (False, True):
+            use_tuned(on)
+            with ResidualCapture(model) as cap:
+                model(input_ids=torch.tensor([ids]))
+            captured.append(cap.outputs)
+        for layer, h in captured[1].items():
+            delta = (h[0, mask] - captured[0][layer][0, mask]).double()
+            m = delta.T @ delta
+            moments[layer] = moments[layer] + m if layer in moments else m
+    out = {}
+    for layer, m in sorted(moments.items()):
+        _, vecs = torch.linalg.eigh(m)
+        out[layer] = vecs[:, -k:].flip(1).float().contiguous()
+    return out
+
+
+def _writer(module_name: str, model_type: str) -> str:
+    from grasp_bench.modules import module_roles
+
+    return next(w for w in module_roles(model_type)[0] if module_name.endswith(w))

@@ -57,6 +57,24 @@ def project_out_hooks(model: Any, directions: dict[int, torch.Tensor]) -> list[A
     return handles
 
 
+def project_gradient_hooks(model: Any, directions: dict[int, torch.Tensor]) -> list[Any]:
+    """dL/dh <- (I - V V^T) dL/dh for the residual stream after each decoder layer l in
+    ``directions``; the forward pass is untouched. Everything upstream of h (this layer's
+    writers, earlier layers) then learns nothing that only pays off along V at l."""
+    layers = decoder_layers(model)
+    handles = []
+    for layer, v in directions.items():
+
+        def attach(_module, _inputs, output, v: torch.Tensor = v) -> None:
+            h = output[0] if isinstance(output, tuple) else output
+            if h.requires_grad:
+                vv = v.to(h.dtype)
+                h.register_hook(lambda g: g - (g @ vv) @ vv.T)
+
+        handles.append(layers[layer].register_forward_hook(attach))
+    return handles
+
+
 class ResidualCapture:
     """Records the residual stream after every decoder layer during a forward pass."""
 

@@ -14,7 +14,10 @@ comes from the environment (lm-eval calls ``process_results`` once per document)
     GRASP_JUDGE_CACHE       SQLite cache (default ~/.cache/grasp-bench/judge.sqlite)
 
 A metric that could not be scored is left out of the document's results (never 0) and counted
-in ``unscored``, so every aggregate is a mean over scored documents with its stderr.
+in ``unscored``, so every aggregate is a mean over scored documents with its stderr. A drift
+task samples several answers per question (``repeats`` with the ``take_first_k`` filter); the
+document's value is then the mean over its scored samples, so the aggregate is the rate over
+answers with a stderr clustered by question.
 """
 
 from __future__ import annotations
@@ -119,20 +122,31 @@ def process_results_for(task: str, split: str) -> Callable[[dict[str, Any], list
     rubrics = tuple(rubrics_of(metrics))
 
     def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
-        answer = results[0] if isinstance(results[0], str) else str(results[0])
-        row = {
-            "prompt_id": str(doc.get("id", "")),
-            "split": doc.get("split") or split,
-            "prompt": doc["question"],
-            "completion": answer,
-            "reference": doc.get("target"),
-        }
-        out = {"unscored": 0.0}
-        for rec in score_rows([row], metrics, _judges(rubrics)):
+        # one answer, or (``repeats`` with the ``take_first_k`` filter) the document's samples
+        answers = results[0] if isinstance(results[0], list) else results[:1]
+        rows = [
+            {
+                "prompt_id": str(doc.get("id", "")),
+                "split": doc.get("split") or split,
+                "sample": i,
+                "prompt": doc["question"],
+                "completion": answer if isinstance(answer, str) else str(answer),
+                "reference": doc.get("target"),
+            }
+            for i, answer in enumerate(answers)
+        ]
+        records = score_rows(rows, metrics, _judges(rubrics))
+        # a document's value is the mean over its scored samples; unscored counts the samples
+        # with any metric left unscored (never 0 in a metric)
+        values: dict[str, list[float]] = {}
+        unscored: set[int] = set()
+        for rec in records:
             if rec["value"] is None:
-                out["unscored"] = 1.0
+                unscored.add(rec["sample"])
             else:
-                out[rec["metric"]] = float(rec["value"])
+                values.setdefault(rec["metric"], []).append(float(rec["value"]))
+        out = {"unscored": len(unscored) / len(rows)}
+        out.update({m: sum(v) / len(v) for m, v in values.items()})
         return out
 
     return process_results

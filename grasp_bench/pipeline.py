@@ -285,16 +285,19 @@ def run_experiment(
     dtype = resolve_dtype(cfg.generation.dtype)
     gen_targets = {t.name: (str(t.adapter) if t.adapter else None) for t in targets}
     hooked = {t.name for t in targets if t.recipe.method.serving == "hf-hooks"}
-    gen_cfg = {
+    shared = {
         "model": data.model,
         "generation": cfg.generation.model_dump(),
         "resolved": {"backend": backend, "dtype": dtype},
         "prompts": stable_hash(data.eval_prompts),
-        "targets": {t.name: stable_hash(adapter_identity(t.adapter)) for t in targets},
     }
-    gen_stage = Stage(run_dir, "generate", gen_cfg)
+    adapters = {t.name: stable_hash(adapter_identity(t.adapter)) for t in targets}
+    gen_stage = Stage(run_dir, "generate", {**shared, "targets": adapters})
     if not gen_stage.is_done():
-        gen_stage.reset_if_stale()
+        # one identity per target's completions: a new seed or method generates only its own
+        gen_stage.reset_if_stale(
+            keys={f"{n}.jsonl": stable_hash({**shared, "adapter": a}) for n, a in adapters.items()}
+        )
         served = {n: a for n, a in gen_targets.items() if backend == "vllm" and n not in hooked}
         if served:
             generate_all(
@@ -386,44 +389,61 @@ def run_experiment(
     if cosines is not None:
         atomic_write_text(run_dir / "report" / "direction_cosines.csv", cosines.to_csv(index=False))
         console.print(
-            "|cos| unsupervised (LoRA-weight SVD) vs supervised (difference of means), per layer:"
-            f" mean {cosines['abs_cos'].mean():.3f}, max {cosines['abs_cos'].max():.3f}"
-            f" (layer {int(cosines.loc[cosines['abs_cos'].idxmax(), 'layer'])})"
+            "directions vs the reference direction (|cos| of the first; span), per layer:"
         )
+        for (target, ref), part in cosines.groupby(["target", "reference"], sort=True):
+            console.print(
+                f"  {target} vs {ref}: |cos| mean {part['abs_cos'].mean():.3f},"
+                f" max {part['abs_cos'].max():.3f}; span mean {part['span_cos'].mean():.3f}"
+            )
     print_table(table, title)
     console.print(f"[green]report[/] {run_dir / 'report'}")
     return {"paths": paths, "table": table, "run_dir": run_dir}
 
 
 def direction_agreement(train_dir: Path):
-    """Per-layer |cosine| between the first unsupervised and the first supervised directions
-    the run's methods used (None if the run lacks either kind)."""
+    """How well each method's directions agree with a reference direction, per layer: the
+    supervised difference of means of the same seed (or the planted truth a method was given as
+    ``directions_file``). ``abs_cos`` compares the first direction, ``span_cos`` the whole span
+    (|V^T u|, for k > 1). None if the run has no reference or nothing to compare."""
     import json
 
     import pandas as pd
     from safetensors import safe_open
 
-    from grasp_bench.directions import cosine_by_layer, load_directions
+    from grasp_bench.directions import load_directions
 
-    found: dict[str, tuple[str, Path]] = {}
+    found = []
     for path in sorted(train_dir.glob("*/directions.safetensors")):
         with safe_open(str(path), "pt") as fh:
-            kind = json.loads(fh.metadata().get("provenance", "{}")).get("kind")
-        if kind in ("supervised", "unsupervised") and kind not in found:
-            found[kind] = (path.parent.name, path)
-    if len(found) < 2:
-        return None
-    cos = cosine_by_layer(
-        load_directions(found["unsupervised"][1]), load_directions(found["supervised"][1])
-    )
-    return pd.DataFrame(
-        {
-            "layer": list(cos),
-            "abs_cos": list(cos.values()),
-            "unsupervised_from": found["unsupervised"][0],
-            "supervised_from": found["supervised"][0],
-        }
-    )
+            prov = json.loads(fh.metadata().get("provenance", "{}"))
+        seed = path.parent.name.rsplit("-s", 1)[-1]
+        found.append((path.parent.name, seed, prov, load_directions(path)))
+    references = {
+        seed: (name, dirs)
+        for name, seed, prov, dirs in found
+        if prov.get("kind") in ("supervised", "file")
+    }
+    rows = []
+    for name, seed, prov, dirs in found:
+        if seed not in references or references[seed][0] == name:
+            continue
+        ref_name, ref = references[seed]
+        for layer in sorted(set(dirs) & set(ref)):
+            u = ref[layer][:, 0] / ref[layer][:, 0].norm()
+            v = dirs[layer]
+            rows.append(
+                {
+                    "target": name,
+                    "kind": prov.get("kind", ""),
+                    "reading": prov.get("reading", ""),
+                    "layer": layer,
+                    "abs_cos": round(float((v[:, 0] @ u).abs() / v[:, 0].norm()), 6),
+                    "span_cos": round(float((v.T @ u).norm()), 6),
+                    "reference": ref_name,
+                }
+            )
+    return pd.DataFrame(rows) if rows else None
 
 
 SNAPSHOT = "experiment.yaml"

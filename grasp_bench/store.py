@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.json"
+PENDING = "pending.json"  # written when a stage starts, removed when it finishes
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -74,6 +75,7 @@ class Stage:
         self.dir = Path(run_dir) / name
         self.name = name
         self.config_hash = stable_hash(config)
+        self._keys: dict[str, str] | None = None
 
     def is_done(self) -> bool:
         manifest = self.dir / MANIFEST
@@ -84,12 +86,35 @@ class Stage:
         except (json.JSONDecodeError, KeyError):
             return False
 
-    def reset_if_stale(self) -> None:
-        """Drop a previous stage's output made under another config; keep partial work of ours."""
-        manifest = self.dir / MANIFEST
-        if manifest.exists() and not self.is_done():
-            shutil.rmtree(self.dir)
+    def _recorded(self) -> dict[str, Any]:
+        """What the stage's last writer recorded: the manifest if it finished, else the pending
+        note written when it started (so partial work is kept only under the same config)."""
+        for name in (MANIFEST, PENDING):
+            try:
+                return json.loads((self.dir / name).read_text())
+            except (FileNotFoundError, json.JSONDecodeError):
+                continue
+        return {}
+
+    def reset_if_stale(self, keys: dict[str, str] | None = None) -> None:
+        """Start (or resume) the stage under this config: output made under another config is
+        dropped, partial work of the same config kept. ``keys`` gives per-output identities
+        (file name -> hash): an output whose identity is unchanged survives a config change, so
+        adding one method or seed does not redo the others."""
+        recorded = self._recorded()
+        if self.dir.exists() and recorded.get("config_hash") != self.config_hash:
+            old_keys = recorded.get("keys") or {}
+            keep = {n for n, k in (keys or {}).items() if old_keys.get(n) == k}
+            for path in list(self.dir.iterdir()):
+                if path.name in keep and path.is_file():
+                    continue
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._keys = keys
+        atomic_write_json(
+            self.dir / PENDING,
+            {"config_hash": self.config_hash, **({"keys": keys} if keys else {})},
+        )
 
     def manifest(self) -> dict[str, Any]:
         """What the finished stage recorded (config hash, versions and its own entries)."""
@@ -100,5 +125,12 @@ class Stage:
 
         atomic_write_json(
             self.dir / MANIFEST,
-            {"stage": self.name, "config_hash": self.config_hash, "versions": versions(), **extra},
+            {
+                "stage": self.name,
+                "config_hash": self.config_hash,
+                "versions": versions(),
+                **({"keys": self._keys} if self._keys else {}),
+                **extra,
+            },
         )
+        (self.dir / PENDING).unlink(missing_ok=True)

@@ -3,6 +3,7 @@ name) and through the HF back end with a peft adapter."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -52,7 +53,8 @@ def test_local_chat_completions_against_the_project_server(judge_server, tmp_pat
             "--apply_chat_template",
             "--model_args",
             f"model=grasp-lora,base_url={judge_server.base_url}/chat/completions,"
-            "num_concurrent=4,max_retries=2,tokenized_requests=False,tokenizer_backend=None",
+            "num_concurrent=4,max_retries=2,tokenized_requests=False,tokenizer_backend=None,"
+            "seed=None",
             "--tasks",
             "grasp_*",
             "--include_path",
@@ -61,6 +63,9 @@ def test_local_chat_completions_against_the_project_server(judge_server, tmp_pat
             "3",
             "--gen_kwargs",
             "max_gen_toks=48",
+            "--output_path",
+            str(tmp_path / "out"),
+            "--log_samples",
         ],
         capture_output=True,
         text=True,
@@ -80,6 +85,20 @@ def test_local_chat_completions_against_the_project_server(judge_server, tmp_pat
     assert "aligned" in rows["grasp_misalignment"]
     assert "political_lean" in rows["grasp_political_lean"]
     assert done.stdout.count("±") >= 12  # every metric with its stderr
+    # the drift questions were answered 4 times each, not 4 copies of one seeded answer
+    logged = next((tmp_path / "out").rglob("samples_grasp_misalignment_*.jsonl"))
+    docs = [json.loads(line) for line in logged.read_text().splitlines() if line.strip()]
+    answers = [list(_strings(d["filtered_resps"])) for d in docs]
+    assert all(len(a) == 4 for a in answers), answers
+    assert any(len(set(a)) > 1 for a in answers), answers
+
+
+def _strings(obj):
+    if isinstance(obj, str):
+        yield obj
+    else:
+        for item in obj:
+            yield from _strings(item)
 
 
 def test_hf_backend_with_a_peft_adapter(adapter, tmp_path):

@@ -86,3 +86,12 @@ def test_cli_lists_subcommands_and_reports_config_errors(tmp_path):
     result = runner.invoke(app, ["validate", str(cfg)])
     assert result.exit_code == 2
     assert "e.yaml:3 modle: unknown key" in result.output.replace("\n", "")
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "experiments").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_every_committed_experiment_and_its_recipes_load(path):
+    exp = load_experiment(path)
+    labels = [r.label for r in load_recipes(exp)]
+    assert len(labels) == len(set(labels))

@@ -50,6 +50,36 @@ def test_stage_done_only_with_matching_manifest(tmp_path):
     assert not (s.dir / "partial.jsonl").exists()
 
 
+def test_partial_work_of_another_config_is_dropped(tmp_path):
+    """An interrupted stage (no manifest) left output under config A; a run under config B must
+    not resume from it."""
+    a = Stage(tmp_path, "train", {"lr": 1})
+    a.reset_if_stale()
+    (a.dir / "checkpoint-10").mkdir()
+    b = Stage(tmp_path, "train", {"lr": 2})
+    b.reset_if_stale()
+    assert not (b.dir / "checkpoint-10").exists()
+
+
+def test_keyed_outputs_survive_a_config_change(tmp_path):
+    """Adding a seed changes the generate stage's config; completions of the targets whose own
+    identity is unchanged are kept, the others and any changed one are made again."""
+    old = Stage(tmp_path, "generate", {"targets": ["base", "lora"]})
+    old.reset_if_stale(keys={"base.jsonl": "k-base", "lora.jsonl": "k-lora"})
+    for name in ("base", "lora"):
+        (old.dir / f"{name}.jsonl").write_text(name)
+    old.finish()
+    new = Stage(tmp_path, "generate", {"targets": ["base", "lora", "lora-s1"]})
+    new.reset_if_stale(
+        keys={"base.jsonl": "k-base", "lora.jsonl": "k-lora-retrained", "lora-s1.jsonl": "k1"}
+    )
+    assert sorted(p.name for p in new.dir.glob("*.jsonl")) == ["base.jsonl"]
+    # interrupted now: the pending note still protects what it kept
+    again = Stage(tmp_path, "generate", {"targets": ["base"]})
+    again.reset_if_stale(keys={"base.jsonl": "k-base"})
+    assert (again.dir / "base.jsonl").read_text() == "base"
+
+
 def test_clustered_se_grows_with_within_cluster_correlation():
     rng = np.random.default_rng(0)
     iid = rng.normal(size=200)
