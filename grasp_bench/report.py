@@ -118,34 +118,45 @@ def display_table(df: pd.DataFrame) -> pd.DataFrame:
             ]
     out["n (drift/task)"] = [f"{r.n_drift}/{r.n_task}" for r in df.itertuples()]
     out["unscored"] = df["unscored"]
-    out["seeds"] = df["seeds"]
+    # a count: "0" read as a seed id looks like "no seeds"
+    out["seeds"] = [len(str(ids).split(",")) for ids in df["seeds"]]
     return out
 
 
-def tradeoff_png(
-    df: pd.DataFrame, title: str, task_col: str = "task", front: pd.DataFrame | None = None
-) -> bytes:
-    """Drift against task score with 95% CI error bars (and the Pareto front, if given)."""
-    import io
-
+def tradeoff_figure(
+    df: pd.DataFrame,
+    title: str,
+    task_col: str = "task",
+    front: pd.DataFrame | None = None,
+    xlabel: str = "drift on unrelated prompts (lower is better)",
+    ylabel: str = "task score (higher is better)",
+):
+    """The trade-off plot as a matplotlib figure and its method labels (for tests that check
+    the labels stay apart); ``tradeoff_png`` renders it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from adjustText import adjust_text
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.8), dpi=110)
-    for _, r in df.iterrows():
+    df = df.dropna(subset=["drift", task_col])  # a point without both numbers has no place
+    fig, ax = plt.subplots(figsize=(7.5, 5.5), dpi=110)
+    colours, markers = plt.get_cmap("tab10"), "os^Dv"  # past ten methods the marker changes
+    texts = []
+    for i, (_, r) in enumerate(df.iterrows()):
         y, lo, hi = r[task_col], r["task_lo"], r["task_hi"]
+        colour = colours(i % colours.N)
         ax.errorbar(
             r.drift,
             y,
             xerr=[[max(0.0, r.drift - r.drift_lo)], [max(0.0, r.drift_hi - r.drift)]],
             yerr=[[max(0.0, y - lo)], [max(0.0, hi - y)]],
-            fmt="o",
+            fmt=markers[i // colours.N % len(markers)],
             capsize=3,
-            label=r.method,
+            color=colour,
+            alpha=0.85,
         )
-        ax.annotate(r.method, (r.drift, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        texts.append(ax.text(r.drift, y, r.method, fontsize=8, color=colour))
     if front is not None and len(front):
         front = front.sort_values("drift")
         ax.step(
@@ -157,14 +168,46 @@ def tradeoff_png(
             lw=1,
             label="Pareto front",
         )
-    ax.set_xlabel("drift on unrelated prompts (lower is better)")
-    ax.set_ylabel("task score (higher is better)")
-    ax.set_xlim(-1.05 if (df.drift_lo < 0).any() else -0.05, 1.05)
-    ax.set_ylim(-0.05, 1.05)
+        ax.legend(fontsize=7, loc="upper left")
+    x0 = min(-0.05, float(df.drift_lo.min()) - 0.05)
+    x1 = max(1.05, float(df.drift_hi.max()) + 0.05)
+    # room on the right for the labels of points at the edge (drift 1 is common)
+    ax.set_xlim(x0, x1 + 0.25 * (x1 - x0))
+    ax.set_ylim(min(-0.05, float(df.task_lo.min()) - 0.05), max(1.05, float(df.task_hi.max())))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
+    if texts:
+        adjust_text(
+            texts,
+            x=list(df.drift),
+            y=list(df[task_col]),
+            ax=ax,
+            iter_lim=1000,  # an iteration budget, not a time limit: the same bytes every build
+            expand=(1.2, 1.5),
+            force_text=(0.3, 0.6),
+            arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5},
+        )
+    return fig, texts
+
+
+def tradeoff_png(
+    df: pd.DataFrame,
+    title: str,
+    task_col: str = "task",
+    front: pd.DataFrame | None = None,
+    xlabel: str = "drift on unrelated prompts (lower is better)",
+    ylabel: str = "task score (higher is better)",
+) -> bytes:
+    """Drift against task score with 95% CI error bars (and the Pareto front, if given). Each
+    point is labelled with its method, and adjustText moves the labels off each other."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig, _ = tradeoff_figure(df, title, task_col, front, xlabel, ylabel)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     plt.close(fig)

@@ -29,6 +29,15 @@ from grasp_bench.judge.base import (
 )
 from grasp_bench.taskspec import MetricSpec, TaskSpec, Unscorable, rubrics_of
 
+
+def model_label(ref: str) -> str:
+    """A model reference as people read it: the HF id, or a local path's folder name."""
+    from grasp_bench.models import resolve_model
+
+    resolved = resolve_model(ref)
+    return Path(resolved).name if Path(resolved).exists() else resolved
+
+
 KEY_FIELDS = ("target", "prompt_id", "split", "sample")
 
 
@@ -99,8 +108,15 @@ def open_judges(
                 max_retries=judge_cfg.max_retries,
             ),
             JudgeCache(cache_path) if cache_path else None,
+            # a local server: named by the model it serves, not by its alias or random port, so
+            # its grades are cached and compared across runs
+            {"model": f"local:{model_label(judge_cfg.model)}", "endpoint": "local"}
+            if server
+            else None,
         )
-        served = {"served_model": judge_cfg.model, "dtype": server.dtype} if server else {}
+        served = (
+            {"served_model": model_label(judge_cfg.model), "dtype": server.dtype} if server else {}
+        )
         for rubric in llm_rubrics:
             judges[rubric] = get_judge_class("openai")(rubric, llm, progress, served)
         yield judges

@@ -110,7 +110,8 @@ class OpenAIRubricJudge(Judge):
         self.served = served or {}
 
     def identity(self) -> dict[str, Any]:
-        return {**self._llm.identity(self._rubric), "name": self._llm.config.model, **self.served}
+        ident = self._llm.identity(self._rubric)
+        return {**ident, "name": ident["model"], **self.served}
 
     def score(self, items: list[JudgeItem]) -> list[Score]:
         ident = self.identity()

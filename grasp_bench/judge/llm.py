@@ -43,11 +43,22 @@ def endpoint_host(base_url: str) -> str:
 
 
 class LLMJudge:
-    def __init__(self, config: LLMJudgeConfig, cache: JudgeCache | None = None):
+    """Grades with a rubric prompt at an OpenAI-compatible endpoint. ``identity`` (the judge's
+    name in results and the cache key) is the endpoint and model name; ``identity_overrides``
+    replaces them where they do not identify the judge, e.g. a local server's random port and
+    its served alias."""
+
+    def __init__(
+        self,
+        config: LLMJudgeConfig,
+        cache: JudgeCache | None = None,
+        identity_overrides: dict[str, Any] | None = None,
+    ):
         from openai import OpenAI
 
         self.config = config
         self.cache = cache
+        self.identity_overrides = identity_overrides or {}
         self._key = os.environ.get(config.api_key_env) or "EMPTY"
         self.client = OpenAI(
             base_url=config.base_url,
@@ -65,6 +76,7 @@ class LLMJudge:
             "rubric": rubric.name,
             "rubric_version": rubric.version,
             "prompt_hash": rubric.prompt_hash,
+            **self.identity_overrides,
         }
 
     def _redact(self, text: str) -> str:

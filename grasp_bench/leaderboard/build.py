@@ -1,24 +1,54 @@
 """``grasp-bench leaderboard build``: the board from the submissions, deterministically (the
-same submissions give the same bytes): Markdown, CSV, a Pareto plot per task and model, and a
-static HTML page with a sortable table."""
+same submissions give the same bytes): one section per task with that task's own metric names,
+Markdown, CSV (all tasks and one per task), a Pareto plot per task, model and drift judge, and
+a static HTML page with sortable, filterable tables.
+
+Nothing here branches on a task's name: headers, explanations and directions come from the
+task's registered ``TaskSpec``.
+"""
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
 import pandas as pd
 
+from grasp_bench.judge.base import judge_name
+from grasp_bench.leaderboard.calibration import (
+    NOT_CALIBRATED,
+    CalibrationFile,
+    find_calibration,
+    load_calibrations,
+)
+from grasp_bench.leaderboard.page import (
+    BUILD_COMMAND,
+    VALIDATE_COMMAND,
+    Cell,
+    Column,
+    Link,
+    Section,
+    judges_table,
+    render_html,
+    render_markdown,
+)
 from grasp_bench.leaderboard.schema import SampleRecord, Summary
+from grasp_bench.leaderboard.submit import slug
 from grasp_bench.leaderboard.validate import submission_dirs
 from grasp_bench.report import tradeoff_png
 from grasp_bench.stats import paired_difference
 from grasp_bench.store import atomic_write_bytes, atomic_write_text
+from grasp_bench.taskspec import MetricSpec, get_task
+
+__all__ = ["BUILD_COMMAND", "VALIDATE_COMMAND", "build_board", "collect", "table"]
+
+REFERENCE = "lora"
+# columns of collect() that only the page uses (not written to the CSV or board.json)
+_INTERNAL = ["drift_calibrations"]
 
 
 def _fmt(mean, lo, hi) -> str:
-    return "n/a" if mean is None else f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
+    return "n/a" if mean is None or pd.isna(mean) else f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
 def _samples(sub: Path) -> pd.DataFrame:
@@ -27,21 +57,47 @@ def _samples(sub: Path) -> pd.DataFrame:
         if line.strip():
             s = SampleRecord.model_validate_json(line)
             rows += [
-                {"prompt_id": s.prompt_id, "split": s.split, "metric": m, "value": sc.value}
+                {
+                    "prompt_id": s.prompt_id,
+                    "split": s.split,
+                    "metric": m,
+                    "value": sc.value,
+                    "judge": json.dumps(sc.judge, sort_keys=True),
+                }
                 for m, sc in s.scores.items()
             ]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["prompt_id", "split", "metric", "value", "judge"])
 
 
-def collect(root: Path) -> pd.DataFrame:
-    """One row per submission, with paired differences against plain LoRA on the same prompts."""
-    from grasp_bench.taskspec import get_task
+def _calibrations(
+    samples: pd.DataFrame, task: str, files: dict[str, CalibrationFile]
+) -> tuple[tuple[str, str | None], ...]:
+    """(text, calibration file) for each judge that made the drift number: its calibration on
+    the drift metric's first rubric, or "not calibrated"."""
+    metric = get_task(task).drift_metric
+    drift = samples[(samples.metric == metric.name) & (samples.split == "drift")]
+    identities = [json.loads(i) for i in sorted(set(drift.judge))]
+    out = []
+    for identity in identities:
+        cal = find_calibration(files, identity, metric.rubrics[0], task)
+        text, path = (cal.summary(), cal.path) if cal else (NOT_CALIBRATED, None)
+        if len(identities) > 1:  # a row whose drift several judges made names each
+            text = f"{judge_name(identity)}: {text}"
+        out.append((text, path))
+    return tuple(out)
 
+
+def collect(root: Path, calibrations: dict[str, CalibrationFile] | None = None) -> pd.DataFrame:
+    """One row per submission, with paired differences against plain LoRA on the same prompts
+    and the drift judge's calibration (from ``<root>/calibration/*.json`` unless given)."""
+    root = Path(root)
+    files = load_calibrations(root) if calibrations is None else calibrations
     rows, frames = [], {}
     for sub in submission_dirs(root):
         s = Summary.model_validate_json((sub / "summary.json").read_text())
-        frames[(s.task, s.model, s.method)] = _samples(sub)
+        frames[(s.task, s.model, s.method)] = samples = _samples(sub)
         rel = sub.relative_to(root).as_posix()
+        cals = _calibrations(samples, s.task, files)
         rows.append(
             {
                 "task": s.task,
@@ -54,27 +110,38 @@ def collect(root: Path) -> pd.DataFrame:
                 "task_score": s.task_score.mean,
                 "task_lo": s.task_score.lo,
                 "task_hi": s.task_score.hi,
+                "n_drift": s.drift.n,
+                "n_task": s.task_score.n,
                 "coherence": s.coherence.mean if s.coherence else None,
                 "unscored_share": s.unscored_share,
                 "seeds": ",".join(map(str, s.seeds)),
+                "n_seeds": len(s.seeds),
                 "n": s.n_samples,
                 "judges": "; ".join(s.judges),
                 "drift_metric": s.drift_metric or get_task(s.task).drift_metric.name,
                 "drift_judge": s.drift_judge or "",
+                "drift_calibration": "; ".join(text for text, _ in cals),
+                "drift_calibration_file": "; ".join(path or "" for _, path in cals),
+                "drift_calibrations": cals,
+                "task_metric": s.task_metric or get_task(s.task).task_metric.name,
                 "task_judge": s.task_judge or "",
                 "backend": s.backend,
                 "recipe": f"{rel}/recipe.yaml",
                 "summary": f"{rel}/summary.json",
+                "samples": f"{rel}/samples.jsonl",
+                "method_card": f"{rel}/method_card.json"
+                if (sub / "method_card.json").is_file()
+                else "",
             }
         )
     df = pd.DataFrame(rows)
     if df.empty:
         return df
     for i, r in df.iterrows():
-        ref = frames.get((r.task, r.model, "lora"))
+        ref = frames.get((r.task, r.model, REFERENCE))
         mine = frames[(r.task, r.model, r.method)]
         spec = get_task(r.task)
-        if ref is None or r.method == "lora":
+        if ref is None or r.method == REFERENCE:
             continue
         for name, metric, split in (
             ("drift", spec.drift_metric.name, "drift"),
@@ -86,7 +153,7 @@ def collect(root: Path) -> pd.DataFrame:
             df.loc[i, f"{name}_vs_lora"] = round(d.mean, 6)
             df.loc[i, f"{name}_vs_lora_lo"] = round(d.lo, 6)
             df.loc[i, f"{name}_vs_lora_hi"] = round(d.hi, 6)
-    lora = df[df.method == "lora"].set_index(["task", "model"])
+    lora = df[df.method == REFERENCE].set_index(["task", "model"])
     for i, r in df.iterrows():
         if (r.task, r.model) in lora.index:
             ref = lora.loc[(r.task, r.model)]
@@ -95,29 +162,43 @@ def collect(root: Path) -> pd.DataFrame:
                 round(r.task_score / ref.task_score, 6) if ref.task_score else None
             )
     df["pareto"] = _pareto(df)
+    # rows whose drift another judge measured are never ranked together: they sort apart
     return df.sort_values(
-        ["task", "model", "drift", "task_score"], ascending=[True, True, True, False]
+        ["task", "model", "drift_judge", "drift", "task_score", "method"],
+        ascending=[True, True, True, True, False, True],
     ).reset_index(drop=True)
 
 
+def _sign(metric: MetricSpec) -> int:
+    """+1 where higher is better, so that ``sign * value`` is larger when better."""
+    return 1 if metric.higher_is_better else -1
+
+
 def _pareto(df: pd.DataFrame) -> list[bool]:
-    """On the front: no other row of the same task, model and drift judge drifts no more and
-    scores no less, and is strictly better in one."""
+    """On the front: no other row of the same task, model and drift judge is at least as good
+    on drift and on task score, and strictly better in one (directions from the TaskSpec)."""
     out = []
     for _, r in df.iterrows():
+        spec = get_task(r.task)
+        sd, st = _sign(spec.drift_metric), _sign(spec.task_metric)
         # only rows whose drift the same judge measured are compared
         same = df[(df.task == r.task) & (df.model == r.model) & (df.drift_judge == r.drift_judge)]
         dominated = any(
-            (o.drift <= r.drift and o.task_score >= r.task_score)
-            and (o.drift < r.drift or o.task_score > r.task_score)
+            (sd * o.drift >= sd * r.drift and st * o.task_score >= st * r.task_score)
+            and (sd * o.drift > sd * r.drift or st * o.task_score > st * r.task_score)
             for _, o in same.iterrows()
         )
         out.append(not dominated)
     return out
 
 
+def _relative(value, fmt: str) -> str:
+    return "" if value is None or pd.isna(value) else format(value, fmt)
+
+
 def table(df: pd.DataFrame) -> pd.DataFrame:
-    """The columns people read."""
+    """One flat table of every task (what the terminal prints); the board's sections name each
+    task's own metrics instead."""
     return pd.DataFrame(
         {
             "task": df.task,
@@ -132,105 +213,184 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
                 _fmt(r.task_score, r.task_lo, r.task_hi) for r in df.itertuples()
             ],
             "drift reduction vs lora": [
-                "" if pd.isna(r.get("drift_reduction")) else f"{r['drift_reduction']:+.0%}"
-                for _, r in df.iterrows()
+                _relative(r.get("drift_reduction"), "+.0%") for _, r in df.iterrows()
             ],
-            "task kept vs lora": [
-                "" if pd.isna(r.get("task_kept")) else f"{r['task_kept']:.0%}"
-                for _, r in df.iterrows()
-            ],
+            "task kept vs lora": [_relative(r.get("task_kept"), ".0%") for _, r in df.iterrows()],
             "pareto": ["yes" if p else "" for p in df.pareto],
             "unscored": [f"{u:.1%}" for u in df.unscored_share],
-            "seeds": df.seeds,
-            "judge": df.judges,
+            "seeds": df.n_seeds,
+            "drift calibration": df.drift_calibration,
             "backend": df.backend,
         }
     )
 
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>grasp-bench leaderboard</title>
-<style>
-body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}
-table{{border-collapse:collapse;font-size:14px}} th,td{{border:1px solid #ccc;padding:4px 8px}}
-th{{cursor:pointer;background:#f3f3f3}} th.sorted-asc::after{{content:" \\25B2"}}
-th.sorted-desc::after{{content:" \\25BC"}} img{{max-width:620px;margin:1em 0}}
-</style></head><body>
-<h1>grasp-bench leaderboard</h1>
-<p>Drift on unrelated prompts against task score, relative to plain LoRA on the same task,
-model, judge and seeds. 95% confidence intervals cluster by prompt. Click a column to sort.</p>
-<table id="board"><thead><tr>{head}</tr></thead><tbody>
-{body}
-</tbody></table>
-{plots}
-<script>
-document.querySelectorAll("#board th").forEach((th, col) => th.addEventListener("click", () => {{
-  const body = document.querySelector("#board tbody");
-  const asc = !th.classList.contains("sorted-asc");
-  document.querySelectorAll("#board th")
-    .forEach(h => h.classList.remove("sorted-asc", "sorted-desc"));
-  th.classList.add(asc ? "sorted-asc" : "sorted-desc");
-  const key = tr => {{ const t = tr.children[col].dataset.sort ?? tr.children[col].textContent;
-                       const n = parseFloat(t); return isNaN(n) ? t : n; }};
-  [...body.rows].sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (asc ? 1 : -1))
-    .forEach(tr => body.appendChild(tr));
-}}));
-</script></body></html>
-"""
+def _better(metric: MetricSpec) -> str:
+    return "higher is better" if metric.higher_is_better else "lower is better"
 
 
-def _html(df: pd.DataFrame, shown: pd.DataFrame, plots: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in shown.columns)
-    rows = []
-    for (_, r), (_, s) in zip(df.iterrows(), shown.iterrows(), strict=True):
-        cells = []
-        for col, val in s.items():
-            text = html.escape(str(val))
-            sort = ""
-            if col == "drift (95% CI)":
-                sort = f' data-sort="{r.drift}"'
-            elif col == "task score (95% CI)":
-                sort = f' data-sort="{r.task_score}"'
-            if col == "method":
-                text = f'<a href="{html.escape(r.recipe)}">{text}</a>'
-            if col == "judge":
-                text = f'<a href="{html.escape(r.summary)}">{text}</a>'
-            cells.append(f"<td{sort}>{text}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    imgs = "\n".join(
-        f'<img src="{html.escape(p)}" alt="Pareto plot {html.escape(p)}">' for p in plots
-    )
-    return PAGE.format(head=head, body="\n".join(rows), plots=imgs)
+def _columns(task: str) -> list[Column]:
+    """The columns of a task's section, each with its one-line explanation."""
+    spec = get_task(task)
+    drift, skill = spec.drift_metric, spec.task_metric
+    ci = "Mean with its 95% CI, clustered by prompt and pooled over seeds."
+    return [
+        Column("model", "The base model the method fine-tuned."),
+        Column(
+            "method",
+            "The method; its name links to its method card (hyper-parameters, versions), "
+            "'recipe' to the recipe as run.",
+        ),
+        Column(
+            f"{drift.name} (drift)",
+            f"{drift.description or drift.name} On the drift (unrelated) prompts; "
+            f"{_better(drift)}. {ci}",
+        ),
+        Column(
+            "drift judge (calibration)",
+            f"The judge that made the {drift.name} number, and its agreement with human "
+            f"labels on the '{drift.rubrics[0]}' rubric (Spearman ρ with 95% CI, AUROC, "
+            "Cohen's κ, reference items n); rows of different drift judges are never "
+            "ranked together.",
+        ),
+        Column(
+            f"{skill.name} (task)",
+            f"{skill.description or skill.name} On held-out task prompts; {_better(skill)}. {ci}",
+        ),
+        Column("task judge", f"The judge that made the {skill.name} number."),
+        Column(
+            f"{drift.name} reduction vs {REFERENCE}",
+            f"1 - {drift.name} / {drift.name} of plain {REFERENCE} on the same model "
+            "(+100% removes all drift).",
+        ),
+        Column(
+            f"{skill.name} kept vs {REFERENCE}",
+            f"{skill.name} / {skill.name} of plain {REFERENCE} on the same model.",
+        ),
+        Column(
+            "Pareto",
+            "yes: no row of the same model and drift judge is at least as good on both "
+            "numbers and better on one.",
+        ),
+        Column(
+            "seeds",
+            "How many training seeds are pooled (the seed ids are in the tooltip and CSV).",
+        ),
+        Column("n drift/task", "Scored samples behind each number."),
+        Column("unscored", "Share of scores the judges could not give (with a reason)."),
+        Column("backend", "Generation back end (vllm or hf)."),
+        Column("files", "The submission's summary and per-sample records."),
+    ]
+
+
+def _cells(r: pd.Series) -> list[Cell]:
+    seeds = r.seeds.split(",")
+    calibrations = tuple(Link(text, path) for text, path in r.drift_calibrations)
+    return [
+        Cell(r.model),
+        Cell(
+            r.method,
+            href=r.method_card or None,
+            title=r.description or None,
+            links=(Link("recipe", r.recipe),),
+            sort=r.method,
+        ),
+        Cell(_fmt(r.drift, r.drift_lo, r.drift_hi), sort=r.drift),
+        Cell(r.drift_judge or "n/a", notes=calibrations),
+        Cell(_fmt(r.task_score, r.task_lo, r.task_hi), sort=r.task_score),
+        Cell(r.task_judge or "n/a"),
+        Cell(_relative(r.get("drift_reduction"), "+.0%"), sort=r.get("drift_reduction")),
+        Cell(_relative(r.get("task_kept"), ".0%"), sort=r.get("task_kept")),
+        Cell("yes" if r.pareto else ""),
+        Cell(
+            str(len(seeds)),
+            title=f"seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}",
+            sort=len(seeds),
+        ),
+        Cell(f"{r.n_drift}/{r.n_task}", sort=r.n_drift),
+        Cell(f"{r.unscored_share:.1%}", sort=r.unscored_share),
+        Cell(r.backend),
+        Cell("", links=(Link("summary", r.summary), Link("samples", r.samples))),
+    ]
+
+
+def _write_plots(root: Path, task: str, part: pd.DataFrame) -> list[Link]:
+    """One plot per model and drift judge (the judge in the name only where a model has
+    several), titled with both metrics and their judges."""
+    spec = get_task(task)
+    drift, skill = spec.drift_metric, spec.task_metric
+    plots = []
+    for model, by_model in part.groupby("model", sort=True):
+        judges = sorted(set(by_model.drift_judge))
+        for judge in judges:
+            rows = by_model[by_model.drift_judge == judge]
+            name = f"plots/{task}--{slug(model)}"
+            name += f"--{slug(judge)}.png" if len(judges) > 1 else ".png"
+            task_judges = ",".join(sorted({j for j in rows.task_judge if j})) or "n/a"
+            title = (
+                f"{task} · {model}\n{drift.name} (drift, judge {judge or 'n/a'}) vs "
+                f"{skill.name} (task, judge {task_judges})"
+            )
+            png = tradeoff_png(
+                rows,
+                title,
+                "task_score",
+                rows[rows.pareto],
+                xlabel=f"{drift.name} on drift prompts ({_better(drift)})",
+                ylabel=f"{skill.name} on task prompts ({_better(skill)})",
+            )
+            atomic_write_bytes(root / name, png)
+            plots.append(Link(title.replace("\n", ": "), name))
+    return plots
+
+
+def _csv(df: pd.DataFrame) -> str:
+    return df.drop(columns=_INTERNAL).to_csv(index=False)
+
+
+def _remove_stale(root: Path, folder: str, suffix: str, written: set[str]) -> None:
+    """The board owns these folders: what this build did not write is from an older one."""
+    for path in sorted((root / folder).glob(f"*{suffix}")):
+        if path.relative_to(root).as_posix() not in written:
+            path.unlink()
 
 
 def build_board(root: Path) -> dict[str, Path]:
-    """Write leaderboard.csv, README.md, plots/*.png and index.html under ``root``."""
+    """Write leaderboard.csv, csv/<task>.csv, README.md, plots/*.png, board.json and
+    index.html under ``root``."""
     root = Path(root)
-    df = collect(root)
+    calibrations = load_calibrations(root)
+    df = collect(root, calibrations)
     out = {"csv": root / "leaderboard.csv", "md": root / "README.md", "html": root / "index.html"}
     if df.empty:
         raise ValueError(f"{root}: no submissions to build a board from")
-    shown = table(df)
-    atomic_write_text(out["csv"], df.to_csv(index=False))
-    plots = []
-    for (task, model), part in df.groupby(["task", "model"], sort=True):
-        name = f"plots/{task}--{model.replace('/', '-')}.png"
-        png = tradeoff_png(part, f"{task} · {model}", "task_score", part[part.pareto])
-        atomic_write_bytes(root / name, png)
-        plots.append(name)
-    md = [
-        "# grasp-bench leaderboard",
-        "",
-        "Built by `grasp-bench leaderboard build` from `submissions/`; do not edit by hand.",
-        "",
-        shown.to_markdown(index=False),
-        "",
-    ]
-    md += [f"![{p}]({p})" for p in plots]
-    atomic_write_text(out["md"], "\n".join(md) + "\n")
-    atomic_write_text(out["html"], _html(df, shown, plots))
-    atomic_write_text(
-        root / "board.json",
-        json.dumps(json.loads(df.to_json(orient="records")), indent=2, sort_keys=True) + "\n",
-    )
+    atomic_write_text(out["csv"], _csv(df))
+    sections, written = [], set()
+    for task, part in df.groupby("task", sort=True):
+        spec = get_task(task)
+        csv = f"csv/{task}.csv"
+        atomic_write_text(root / csv, _csv(part))
+        plots = _write_plots(root, task, part)
+        written |= {csv, *(p.href for p in plots)}
+        sections.append(
+            Section(
+                task=task,
+                description=spec.description,
+                columns=_columns(task),
+                rows=[_cells(r) for _, r in part.iterrows()],
+                filters={
+                    "model": list(part.model),
+                    "drift judge": [j or "n/a" for j in part.drift_judge],
+                },
+                plots=plots,
+                csv=csv,
+            )
+        )
+    _remove_stale(root, "plots", ".png", written)
+    _remove_stale(root, "csv", ".csv", written)
+    judges = judges_table(calibrations)
+    atomic_write_text(out["md"], render_markdown(sections, judges))
+    atomic_write_text(out["html"], render_html(sections, judges))
+    records = json.loads(df.drop(columns=_INTERNAL).to_json(orient="records"))
+    atomic_write_text(root / "board.json", json.dumps(records, indent=2, sort_keys=True) + "\n")
     return out

@@ -1,5 +1,6 @@
 """``grasp-bench submit RUN``: turn a finished run into leaderboard submissions, one per
-method, in the committed layout ``leaderboard/submissions/<method>/<model>/``."""
+method, in the committed layout ``leaderboard/submissions/<task>/<method>/<model>/`` (the same
+method on two tasks, or on two models, never collides)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from grasp_bench.leaderboard.metrics import summarise
 from grasp_bench.leaderboard.schema import JudgeScore, SampleRecord, Summary
+from grasp_bench.leaderboard.validate import SAFE_NAME
 from grasp_bench.models import DEFAULT_ALIASES, DEFAULT_DIRNAME
 from grasp_bench.store import atomic_write_jsonl, atomic_write_text, read_jsonl
 
@@ -95,7 +97,9 @@ def run_submissions(run_dir: Path, board_dir: Path, methods: list[str] | None = 
             n_samples=len(samples),
             **summarise(task, samples),
         )
-        out = Path(board_dir) / "submissions" / method / slug(model)
+        if not SAFE_NAME.match(task):  # a folder name: it must not climb out of submissions/
+            raise ValueError(f"task {task!r} is not safe as a directory name")
+        out = Path(board_dir) / "submissions" / task / method / slug(model)
         if out.exists():
             shutil.rmtree(out)
         out.mkdir(parents=True)

@@ -8,6 +8,7 @@ what its per-sample records recompute to.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -30,16 +31,35 @@ def _loc(err: dict) -> str:
     return ".".join(str(p) for p in err["loc"]) or "<root>"
 
 
+def _escapes(sub: Path, root: Path) -> str | None:
+    """Why ``sub`` is not a plain ``submissions/<task>/<method>/<model>/`` folder, or None."""
+    base = Path(os.path.abspath(Path(root) / "submissions"))
+    sub = Path(os.path.abspath(sub))
+    if not sub.is_relative_to(base) or len(sub.relative_to(base).parts) != 3:
+        return f"not at submissions/<task>/<method>/<model>/ under {root}"
+    for folder in (sub.parent.parent, sub.parent, sub):
+        if folder.is_symlink():
+            one = "" if folder == sub else f" ({folder.relative_to(base.parent)} is one)"
+            return f"symbolic links are not allowed{one}"
+    if not sub.resolve().is_relative_to(base.resolve()):
+        return "resolves outside the submissions folder"
+    return None
+
+
 def validate_submission(sub: Path, root: Path) -> list[str]:
-    """Problems of one submission directory (``submissions/<method>/<model>/``)."""
+    """Problems of one submission directory (``submissions/<task>/<method>/<model>/``)."""
     problems: list[str] = []
     rel = sub.relative_to(root) if sub.is_relative_to(root) else sub
-    for part in rel.parts[-2:]:
+    for part in rel.parts[-3:]:
         if not SAFE_NAME.match(part):
             problems.append(
                 f"{rel}: directory name {part!r} is not safe as a path "
                 "(letters, digits, '.', '_', '-')"
             )
+    escape = _escapes(sub, Path(root))
+    if escape:
+        # nothing below is read: the folder may point anywhere on the machine
+        return [*problems, f"{rel}: {escape}"]
     for path in sorted(sub.rglob("*")):
         name = path.relative_to(root) if path.is_relative_to(root) else path
         if path.is_symlink():
@@ -83,6 +103,11 @@ def validate_submission(sub: Path, root: Path) -> list[str]:
         return [f"{rel / 'summary.json'} {_loc(e)}: {e['msg']}" for e in exc.errors()]
     if summary.task not in registered_tasks():
         problems.append(f"{rel / 'summary.json'} task: unknown task {summary.task!r}")
+    if summary.task != rel.parts[-3]:
+        problems.append(
+            f"{rel / 'summary.json'} task: {summary.task!r} does not match "
+            f"its directory {rel.parts[-3]!r}"
+        )
     if summary.method != rel.parts[-2]:
         problems.append(
             f"{rel / 'summary.json'} method: {summary.method!r} does not match "
@@ -169,14 +194,15 @@ def _comparable(summary: Summary, samples: list[SampleRecord], rel: Path, root: 
     """Same task, eval set, judges, seeds and sample counts as the baseline it is ranked with."""
     if summary.method in BASELINE_REFERENCE:
         return []
+    task, model = rel.parts[-3], rel.parts[-1]
     for ref_method in BASELINE_REFERENCE:
-        ref_dir = root / "submissions" / ref_method / rel.parts[-1]
-        if (ref_dir / "summary.json").exists():
+        ref_dir = root / "submissions" / task / ref_method / model
+        if (ref_dir / "summary.json").exists() and not _escapes(ref_dir, root):
             break
     else:
         return [
-            f"{rel}: no baseline submission (lora or base) for model {rel.parts[-1]!r} "
-            "to compare with"
+            f"{rel}: no baseline submission (lora or base) for task {task!r} and model "
+            f"{model!r} to compare with"
         ]
     ref = Summary.model_validate_json((ref_dir / "summary.json").read_text())
     out = []
@@ -195,9 +221,40 @@ def _comparable(summary: Summary, samples: list[SampleRecord], rel: Path, root: 
 
 
 def submission_dirs(root: Path) -> list[Path]:
+    """Every ``submissions/<task>/<method>/<model>/`` folder (links included, so that the
+    validator can reject them)."""
     base = Path(root) / "submissions"
-    return sorted(p for p in base.glob("*/*") if p.is_dir() or p.is_symlink())
+    return sorted(p for p in base.glob("*/*/*") if p.is_dir() or p.is_symlink())
+
+
+def _misplaced(root: Path) -> dict[Path, list[str]]:
+    """Files and folders above the submission level, e.g. the old ``<method>/<model>/`` layout
+    or a task that is not registered: without this they would be skipped in silence."""
+    base = Path(root) / "submissions"
+    tasks = set(registered_tasks())
+    out: dict[Path, list[str]] = {}
+    for path in sorted(base.glob("*")) + sorted(base.glob("*/*")):
+        rel = path.relative_to(root)
+        if path.is_symlink():
+            out[path] = [f"{rel}: symbolic links are not allowed"]
+        elif not path.is_dir():
+            out[path] = [f"{rel}: a file outside any submissions/<task>/<method>/<model>/ folder"]
+        elif path.parent == base and path.name not in tasks:
+            out[path] = [
+                f"{rel}: {path.name!r} is not a registered task; submissions live at "
+                f"submissions/<task>/<method>/<model>/ (tasks: {', '.join(sorted(tasks))})"
+            ]
+    return out
 
 
 def validate_all(root: Path) -> dict[Path, list[str]]:
-    return {sub: validate_submission(sub, Path(root)) for sub in submission_dirs(root)}
+    root = Path(root)
+    misplaced = _misplaced(root)
+    return {
+        **misplaced,
+        **{
+            sub: validate_submission(sub, root)
+            for sub in submission_dirs(root)
+            if not any(sub.is_relative_to(p) for p in misplaced)
+        },
+    }

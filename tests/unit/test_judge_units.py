@@ -84,6 +84,24 @@ def test_endpoint_host_drops_credentials_and_path():
     )
 
 
+def test_a_local_judge_is_named_by_its_model_not_its_port():
+    """Two local servers of the same model on different ports are the same judge: same
+    identity (so the cache hits across runs) and a name that says which model judged."""
+    from grasp_bench.judge import get_judge_class
+    from grasp_bench.judge.llm import LLMJudge, LLMJudgeConfig
+    from grasp_bench.judge.rubric import load_rubric
+
+    def identity(port):
+        cfg = LLMJudgeConfig(model="judge", base_url=f"http://127.0.0.1:{port}/v1")
+        llm = LLMJudge(cfg, None, {"model": "local:Qwen2.5-7B-Instruct", "endpoint": "local"})
+        judge = get_judge_class("openai")("aligned", llm, False, {"served_model": "Qwen2.5-7B"})
+        return judge.identity(), llm.identity(load_rubric("aligned"))
+
+    (a, key_a), (b, key_b) = identity(8001), identity(8002)
+    assert a == b and key_a == key_b
+    assert a["name"] == "local:Qwen2.5-7B-Instruct" and "8001" not in str(a)
+
+
 def _writer(path, start):
     cache = JudgeCache(path)
     for i in range(start, start + 50):

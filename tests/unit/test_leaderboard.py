@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from grasp_bench.leaderboard.build import build_board, collect
+from grasp_bench.leaderboard.calibration import CALIBRATION_SCHEMA, same_judge
 from grasp_bench.leaderboard.metrics import summarise
 from grasp_bench.leaderboard.schema import JudgeScore, SampleRecord, Summary, write_json_schemas
 from grasp_bench.leaderboard.validate import validate_all, validate_submission
+from grasp_bench.taskspec import get_task
 
 from ..conftest import REPO
 
@@ -23,21 +25,35 @@ EVAL_HASH = "ab" * 32
 
 
 def make_submission(
-    root: Path, method: str, drift: float, task: float, seeds=(0,), n_prompts: int = 20
+    root: Path,
+    method: str,
+    drift: float,
+    task: float,
+    seeds=(0,),
+    n_prompts: int = 20,
+    *,
+    task_name: str = "toy",
+    model: str = "tiny",
+    judge: dict = JUDGE,
 ) -> Path:
+    """A submission of ``task_name`` whose drift and task metrics (the TaskSpec's) are 1 with
+    the given probabilities, every score made by ``judge``."""
+    spec = get_task(task_name)
     rng = random.Random(method)
     samples = []
     for seed in seeds:
         for i in range(n_prompts):
-            for split, metric, p in (("drift", None, drift), ("task", "correct", task)):
-                scores = {"persona": JudgeScore(value=float(rng.random() < drift), judge=JUDGE)}
-                if metric:
-                    scores[metric] = JudgeScore(value=float(rng.random() < p), judge=JUDGE)
+            for split in ("drift", "task"):
+                scores = {
+                    metric.name: JudgeScore(value=float(rng.random() < p), judge=judge)
+                    for metric, p in ((spec.drift_metric, drift), (spec.task_metric, task))
+                    if metric.applies_to(split)
+                }
                 samples.append(
                     SampleRecord(
-                        task="toy",
+                        task=task_name,
                         method=method,
-                        model="tiny",
+                        model=model,
                         seed=seed,
                         prompt_id=f"{split}-{i}",
                         split=split,
@@ -49,22 +65,61 @@ def make_submission(
                     )
                 )
     summary = Summary(
-        task="toy",
+        task=task_name,
         method=method,
-        model="tiny",
+        model=model,
         seeds=list(seeds),
         eval_set_sha256=EVAL_HASH,
-        judges=["offline:toy-lexicon+exact-match"],
+        judges=[f"{judge['kind']}:{judge['name']}"],
         backend="vllm",
         n_samples=len(samples),
-        **summarise("toy", samples),
+        **summarise(task_name, samples),
     )
-    out = root / "submissions" / method / "tiny"
+    out = root / "submissions" / task_name / method / model
     out.mkdir(parents=True)
     (out / "samples.jsonl").write_text("".join(s.model_dump_json() + "\n" for s in samples))
     (out / "summary.json").write_text(summary.model_dump_json(indent=2))
     (out / "recipe.yaml").write_text(f"method: {method}\nconfig: {{}}\n")
+    if method != "base":
+        (out / "method_card.json").write_text(json.dumps({"method": method, "version": 1}))
     return out
+
+
+def write_calibration(
+    root: Path,
+    name: str = "toy-judge.json",
+    judge: dict = JUDGE,
+    rubric: str = "persona",
+    schema: str = CALIBRATION_SCHEMA,
+) -> Path:
+    """A calibration file as ``grasp-bench judge calibrate`` writes it (fixture numbers)."""
+    iv = lambda m, lo, hi: {"mean": m, "lo": lo, "hi": hi}  # noqa: E731
+    data = {
+        "schema": schema,
+        "reference": "tasks/reference/persona-labels.jsonl",
+        "task": "toy",
+        "rubrics": {
+            rubric: {
+                "judge": {**judge, "rubric": rubric},
+                "judge_name": judge["name"],
+                "n": 120,
+                "spearman": iv(0.71, 0.60, 0.80),
+                "auroc": iv(0.90, 0.85, 0.94),
+                "kappa": iv(0.55, 0.45, 0.65),
+                "precision": iv(0.8, 0.7, 0.9),
+                "recall": iv(0.75, 0.65, 0.85),
+                "unscored_share": 0.0,
+            }
+        },
+        "metrics": {rubric: {"precision": iv(0.8, 0.7, 0.9), "kappa": iv(0.5, 0.4, 0.6)}},
+    }
+    path = root / "calibration" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+CALIBRATED = "persona: ρ 0.71 [0.60, 0.80], AUROC 0.90, κ 0.55 (n 120)"
 
 
 @pytest.fixture
@@ -75,6 +130,28 @@ def board(tmp_path):
     return tmp_path
 
 
+@pytest.fixture
+def two_tasks(board):
+    """The toy board plus a second task with the same method names, three seeds and its own
+    judge (whose calibration no file holds)."""
+    other = {"kind": "openai", "model": "gpt-4o", "name": "gpt-4o", "rubric_version": 2}
+    for method, drift, task in (("base", 0.05, 0.0), ("lora", 0.4, 0.7), ("newmethod", 0.1, 0.6)):
+        make_submission(
+            board, method, drift, task, seeds=(0, 1, 2), task_name="insecure_code", judge=other
+        )
+    write_calibration(board)
+    return board
+
+
+def _section(md: str, heading: str) -> str:
+    """The Markdown under ``## heading`` up to the next section."""
+    return md.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _links(md: str) -> list[str]:
+    return re.findall(r"\]\(([^)#][^)]*)\)", md)
+
+
 def test_good_board_validates_and_builds_deterministically(board):
     assert all(not p for p in validate_all(board).values())
     first = build_board(board)
@@ -82,19 +159,100 @@ def test_good_board_validates_and_builds_deterministically(board):
     build_board(board)
     assert {p: p.read_bytes() for p in board.rglob("*") if p.is_file()} == snapshot
     html = first["html"].read_text()
-    assert html.count("<tr>") == 1 + 3 and "plots/toy--tiny.png" in html
+    assert html.count("<tr ") == 3 and "plots/toy--tiny.png" in html
     md = first["md"].read_text()
-    assert "newmethod" in md and "drift reduction vs lora" in md
+    assert "newmethod" in md and "persona (drift)" in md and "correct (task)" in md
 
 
-def test_board_numbers_trade_off_against_lora(board):
+def test_each_task_gets_its_own_section_metrics_csv_and_plot(two_tasks):
+    assert all(not p for p in validate_all(two_tasks).values())
+    out = build_board(two_tasks)
+    md = out["md"].read_text()
+    toy, rest = _section(md, "toy"), _section(md, "insecure_code")
+    spec = get_task("insecure_code")
+    # headers and legends from the TaskSpec, not from the task's name
+    assert "persona (drift)" in toy and "correct (task)" in toy and "misaligned" not in toy
+    assert f"{spec.drift_metric.name} (drift)" in rest and f"{spec.task_metric.name} (task)" in rest
+    assert spec.drift_metric.description in rest
+    # the same method on two tasks: two submissions, one row in each section
+    df = collect(two_tasks)
+    assert sorted(df[df.method == "lora"].task) == ["insecure_code", "toy"]
+    for task in ("toy", "insecure_code"):
+        per_task = (two_tasks / "csv" / f"{task}.csv").read_text().splitlines()
+        assert len(per_task) == 1 + 3 and all(line.startswith(task) for line in per_task[1:])
+        assert (two_tasks / "plots" / f"{task}--tiny.png").stat().st_size > 10_000
+    assert len((two_tasks / "leaderboard.csv").read_text().splitlines()) == 1 + 6
+    # seeds are a count (the ids stay in the CSV)
+    row = next(line for line in rest.splitlines() if line.startswith("| tiny"))
+    assert "| 3 " in row and df[df.task == "insecure_code"].seeds.iloc[0] == "0,1,2"
+    # every link of the README resolves to a file of the board
+    links = _links(md)
+    assert any(link.endswith("method_card.json") for link in links)
+    assert any(link.endswith("recipe.yaml") for link in links)
+    assert {"leaderboard.csv", "csv/toy.csv", "calibration/toy-judge.json"} <= set(links)
+    assert all((two_tasks / link).is_file() for link in links), links
+
+
+def test_calibration_beside_the_matching_judge_and_in_the_judges_table(two_tasks):
+    build_board(two_tasks)
+    md = (two_tasks / "README.md").read_text()
+    rows = {
+        task: [line for line in _section(md, task).splitlines() if line.startswith("| tiny")]
+        for task in ("toy", "insecure_code")
+    }
+    assert len(rows["toy"]) == 3 and len(rows["insecure_code"]) == 3
+    assert all(f"[{CALIBRATED}](calibration/toy-judge.json)" in row for row in rows["toy"])
+    assert all("gpt-4o<br>not calibrated" in row for row in rows["insecure_code"])
+    judges = _section(md, "Judges")
+    assert "rubric persona" in judges and "0.71 [0.60, 0.80]" in judges
+    assert "metric persona" in judges and "0.50 [0.40, 0.60]" in judges
+    df = collect(two_tasks).set_index(["task", "method"])
+    assert df.loc[("toy", "lora"), "drift_calibration"] == CALIBRATED
+    assert df.loc[("toy", "lora"), "drift_calibration_file"] == "calibration/toy-judge.json"
+
+
+def test_calibration_files_of_another_schema_are_skipped_with_a_warning(board):
+    write_calibration(board, "old.json", schema="grasp-bench/calibration/v0")
+    (board / "calibration" / "broken.json").write_text("{not json")
+    with pytest.warns(UserWarning) as caught:
+        build_board(board)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "calibration/old.json: schema 'grasp-bench/calibration/v0'" in messages
+    assert "calibration/broken.json: not readable JSON" in messages
+    assert "not calibrated" in (board / "README.md").read_text()
+    assert "No calibration files yet" in (board / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("calibrated", "matches"),
+    [
+        ({}, True),
+        ({"version": "2"}, False),  # another version of the judge
+        ({"name": "other"}, False),
+        ({"kind": "lexicon"}, False),
+        ({"rubric": "aligned"}, False),
+        ({"served_model": "Qwen"}, True),  # compared only where both record it
+    ],
+)
+def test_a_calibration_matches_on_kind_name_rubric_and_version(calibrated, matches):
+    scored = {**JUDGE, "rubric": "persona"}
+    assert same_judge(scored, {**scored, **calibrated}) is matches
+    llm = {"kind": "openai", "model": "judge", "rubric": "aligned", "served_model": "Qwen-7B"}
+    assert not same_judge(llm, {**llm, "served_model": "Llama-8B"})
+
+
+def test_pareto_never_ranks_rows_of_different_drift_judges_together(board):
+    other = {**JUDGE, "name": "another-judge"}
+    make_submission(board, "dominated", 0.95, 0.05, model="tiny", judge=other, task_name="toy")
     df = collect(board).set_index("method")
-    new = df.loc["newmethod"]
-    assert new.drift_reduction == pytest.approx(1 - new.drift / df.loc["lora", "drift"], abs=1e-5)
-    assert (
-        new.drift_vs_lora < 0 and new.drift_vs_lora_lo <= new.drift_vs_lora <= new.drift_vs_lora_hi
+    # it would be dominated by every toy-lexicon row, but another judge measured its drift
+    assert bool(df.loc["dominated", "pareto"]) and df.loc["dominated", "drift_judge"] == (
+        "another-judge"
     )
-    assert bool(df.loc["base", "pareto"]) and bool(new.pareto)
+    build_board(board)
+    assert "another-judge" in (board / "README.md").read_text()
+    assert (board / "plots" / "toy--tiny--another-judge.png").is_file()
+    assert not (board / "plots" / "toy--tiny.png").exists()  # a stale plot is removed
 
 
 def test_committed_json_schemas_are_current(tmp_path):
@@ -162,6 +320,19 @@ def _break(kind: str, sub: Path, root: Path) -> None:
         (sub / "link.json").symlink_to("/etc/passwd")
     elif kind == "method_dir_mismatch":
         _edit_json(s, method="lora")
+    elif kind == "task_dir_mismatch":
+        shutil.move(str(sub.parent), str(root / "submissions" / "insecure_code" / "newmethod"))
+        shutil.copytree(
+            root / "submissions" / "toy" / "lora", root / "submissions" / "insecure_code" / "lora"
+        )
+    elif kind == "old_layout":
+        shutil.move(str(sub.parent), str(root / "submissions" / "newmethod"))
+    elif kind == "stray_file":
+        (root / "submissions" / "toy" / "newmethod.md").write_text("notes\n")
+    elif kind == "symlinked_dir":
+        outside = root.parent / f"{root.name}-outside"
+        shutil.move(str(sub), str(outside))
+        sub.symlink_to(outside, target_is_directory=True)
 
 
 CASES = {
@@ -184,15 +355,73 @@ CASES = {
     "unscored_without_reason": "samples.jsonl:1 scores.persona.reason: an unscored value",
     "symlink": "link.json: symbolic links are not allowed",
     "method_dir_mismatch": "summary.json method: 'lora' does not match its directory",
+    "task_dir_mismatch": "summary.json task: 'toy' does not match its directory 'insecure_code'",
+    "old_layout": "submissions/newmethod: 'newmethod' is not a registered task",
+    "stray_file": "newmethod.md: a file outside any submissions/<task>/<method>/<model>/",
+    "symlinked_dir": "submissions/toy/newmethod/tiny: symbolic links are not allowed",
 }
 
 
 @pytest.mark.parametrize("kind", sorted(CASES))
 def test_each_kind_of_bad_submission_is_rejected_with_a_clear_message(kind, board):
-    sub = board / "submissions" / "newmethod" / "tiny"
+    sub = board / "submissions" / "toy" / "newmethod" / "tiny"
     _break(kind, sub, board)
     results = validate_all(board)
     problems = [p for s, ps in results.items() if "newmethod" in str(s) for p in ps]
     assert any(CASES[kind] in p for p in problems), problems
     # the baselines are untouched and still accepted
-    assert not validate_submission(board / "submissions" / "lora" / "tiny", board)
+    assert not validate_submission(board / "submissions" / "toy" / "lora" / "tiny", board)
+
+
+def _fake_run(run: Path, task: str, methods: list[str]) -> Path:
+    """The files of a finished run that ``grasp-bench submit`` reads (no model involved)."""
+    spec = get_task(task)
+    prompts = [
+        {"prompt_id": f"{split}-{i}", "split": split, "messages": [], "target": None}
+        for split in ("drift", "task")
+        for i in range(6)
+    ]
+    targets = [{"target": f"{m}-s0", "method": m, "seed": 0, "backend": "hf"} for m in methods]
+    scores, completions = [], []
+    for t in targets:
+        for p in prompts:
+            key = {"target": t["target"], "prompt_id": p["prompt_id"], "sample": 0}
+            completions.append({**key, "completion": f"{t['target']} {p['prompt_id']}"})
+            for metric in (spec.drift_metric, spec.task_metric):
+                if metric.applies_to(p["split"]):
+                    value = float(p["prompt_id"].endswith(("1", "3")) != (t["method"] == "lora"))
+                    scores.append(
+                        {**key, "split": p["split"], "metric": metric.name, "value": value}
+                        | {"reason": None, "judge": {**JUDGE, "rubric": metric.rubrics[0]}}
+                    )
+    experiment = {"task": task, "model": "tiny", "methods": methods}
+    files = {
+        "report/results.json": json.dumps({"meta": {"experiment": experiment, "targets": targets}}),
+        "data/eval.jsonl": "".join(json.dumps(p) + "\n" for p in prompts),
+        "generate/all.jsonl": "".join(json.dumps(c) + "\n" for c in completions),
+        "score/scores.jsonl": "".join(json.dumps(s) + "\n" for s in scores),
+        "experiment.json": json.dumps({"config_path": str(run / "experiment.yaml")}),
+        **{f"recipes/{m}.yaml": f"method: {m}\n" for m in methods},
+    }
+    for name, text in files.items():
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text(text)
+    return run
+
+
+def test_submit_writes_one_folder_per_task_method_and_model(tmp_path):
+    from grasp_bench.leaderboard.submit import run_submissions
+
+    board = tmp_path / "board"
+    written = []
+    for task in ("toy", "insecure_code"):
+        run = _fake_run(tmp_path / f"run-{task}", task, ["base", "lora", "grasp"])
+        written += run_submissions(run, board)
+    rel = sorted(p.relative_to(board).as_posix() for p in written)
+    assert rel == [
+        f"submissions/{task}/{method}/tiny"
+        for task in ("insecure_code", "toy")
+        for method in ("base", "grasp", "lora")
+    ]
+    results = validate_all(board)
+    assert len(results) == 6 and all(not p for p in results.values()), results
