@@ -82,8 +82,12 @@ def generate(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) 
     typer.echo(f"{len(out['completions'])} completions in {out['run_dir'] / 'generate'}")
 
 
-@app.command()
-def judge(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+judge_app = typer.Typer(help="Score runs with judges, and check judges.", no_args_is_help=True)
+app.add_typer(judge_app, name="judge")
+
+
+@judge_app.command("score")
+def judge_score(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
     """Score a run's completions with its configured judge (cached, resumable)."""
     from grasp_bench.pipeline import run_experiment
 
@@ -94,6 +98,89 @@ def judge(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> 
     records = out["records"]
     unscored = sum(r["value"] is None for r in records)
     typer.echo(f"{len(records)} scores ({unscored} unscored) in {out['run_dir'] / 'score'}")
+
+
+def _calibrate_help() -> str:
+    from grasp_bench.judge.calibrate import help_text
+
+    return help_text()
+
+
+@judge_app.command(
+    "calibrate",
+    help=_calibrate_help(),
+    short_help="Check a judge against reference labels: agreement statistics with 95% CIs.",
+)
+def judge_calibrate(
+    labels: Annotated[Path, typer.Argument(help="Reference labels, JSONL or CSV.")],
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Experiment YAML whose judge section to calibrate (LLM judges)."),
+    ] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="offline: the offline judges (the default).")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option(help="Also compare this task's yes/no metrics.")
+    ] = None,
+    rubric: Annotated[
+        list[str] | None, typer.Option(help="Only these rubrics (default: every labelled one).")
+    ] = None,
+    threshold: Annotated[
+        list[str] | None, typer.Option(help="RUBRIC=VALUE: move a rubric's threshold.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the statistics here (and <stem>.items.jsonl).")
+    ] = None,
+) -> None:
+    from grasp_bench.config import JudgeConfig, load_experiment
+    from grasp_bench.judge.calibrate import (
+        calibrate,
+        load_labels,
+        parse_thresholds,
+        print_calibration,
+        write_calibration,
+    )
+    from grasp_bench.scoring import open_judges
+    from grasp_bench.taskspec import get_task
+
+    try:
+        if config and kind:
+            raise ConfigError("--config and --kind exclude each other")
+        if kind not in (None, "offline"):
+            raise ConfigError(f"--kind {kind}: only offline; LLM judges come with --config")
+        thresholds = parse_thresholds(threshold or [])
+        reference = load_labels(labels)
+        for r in rubric or []:
+            if r not in reference.rubrics:
+                raise ConfigError(f"--rubric {r}: no labels for it in {labels}")
+        judge_cfg, cache, log = JudgeConfig(), None, None
+        if config:  # loading it imports its plugins, which may register the task
+            exp = load_experiment(config).config
+            judge_cfg = exp.judge
+            cache = Path(exp.judge.cache or Path(exp.output_dir) / "judge.sqlite")
+            if judge_cfg.kind == "local":
+                log = Path(exp.output_dir) / "judge-server-calibrate.log"
+                log.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            spec = get_task(task) if task else None
+        except KeyError as exc:
+            raise ConfigError(exc.args[0]) from None
+        wanted = rubric or reference.rubrics
+        with open_judges(judge_cfg, wanted, cache, log, progress=True) as judges:
+            missing = [r for r in wanted if r not in judges]
+            if (rubric and missing) or len(missing) == len(wanted):
+                raise ConfigError(
+                    f"no judge grades {', '.join(missing)} under the {judge_cfg.name} judge"
+                    " config (an LLM judge comes with --config EXPERIMENT.yaml)"
+                )
+            result = calibrate(reference, judges, wanted, spec, thresholds)
+    except (ConfigError, FileNotFoundError) as exc:
+        _fail(exc)
+    print_calibration(result, judge_cfg.name)
+    if out:
+        items = write_calibration(result, reference, out)
+        typer.echo(f"calibration: {out} (items: {items})")
 
 
 board_app = typer.Typer(help="The public trade-off leaderboard.", no_args_is_help=True)
