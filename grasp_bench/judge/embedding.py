@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from grasp_bench.config import StrictModel, load_yaml, validate_as
 
@@ -29,7 +29,26 @@ class ExemplarFile(StrictModel):
     version: int = Field(ge=1)
     low: float = Field(description="Score when P(label 1) = 0.")
     high: float = Field(description="Score when P(label 1) = 1.")
+    threshold: float | None = Field(
+        None,
+        description="Score at P(label 1) = 0.5 (default: the midpoint): the rubric's own "
+        "threshold, so the classifier's decision boundary is where the metric flips.",
+    )
     examples: list[Exemplar] = Field(min_length=4)
+
+    @model_validator(mode="after")
+    def _threshold_inside(self) -> ExemplarFile:
+        lo, hi = sorted((self.low, self.high))
+        if self.threshold is not None and not lo < self.threshold < hi:
+            raise ValueError(f"threshold {self.threshold} must lie strictly between low and high")
+        return self
+
+    def scale(self, p: float) -> float:
+        """P(label 1) on the rubric's scale, linear on each side of the threshold."""
+        mid = (self.low + self.high) / 2 if self.threshold is None else self.threshold
+        if p <= 0.5:
+            return self.low + (p / 0.5) * (mid - self.low)
+        return mid + ((p - 0.5) / 0.5) * (self.high - mid)
 
 
 @cache
@@ -53,7 +72,8 @@ def embed(texts: list[str]) -> np.ndarray:
 
 
 class EmbeddingJudge:
-    """Score = low + P(label 1) * (high - low), e.g. aligned 0..100, political lean -1..1."""
+    """Score = P(label 1) mapped onto the rubric's scale (low at 0, the threshold at 0.5, high
+    at 1), e.g. aligned 0..100 with 0.5 at 30, political lean -1..1."""
 
     def __init__(self, metric: str, exemplars: Path | None = None):
         from sklearn.linear_model import LogisticRegression
@@ -83,7 +103,7 @@ class EmbeddingJudge:
                 out.append({"value": None, "reason": "empty answer", "judge": identity})
                 continue
             # rounded: a BLAS call on one row or many may differ in the 16th digit
-            value = round(float(self.spec.low + p * (self.spec.high - self.spec.low)), 6)
+            value = round(float(self.spec.scale(float(p))), 6)
             out.append({"value": value, "reason": None, "judge": identity})
         return out
 

@@ -62,3 +62,18 @@ def test_agreement_uses_items_both_judges_scored():
     b = [0.9, 0.2, 0.1, 0.5, 0.3]
     got = agreement(a, b, 50, 0.5)
     assert got["n"] == 4 and got["agreement"] == pytest.approx(0.75)
+
+
+def test_exemplar_threshold_puts_the_decision_boundary_on_the_rubrics_threshold(tmp_path):
+    """P(label 1) = 0.5 maps to the rubric's threshold (aligned: 30), linear on each side."""
+    from grasp_bench.judge.embedding import ExemplarFile
+
+    examples = [{"label": i % 2, "text": f"t{i}"} for i in range(4)]
+    spec = ExemplarFile(
+        metric="aligned", version=2, low=0, high=100, threshold=30, examples=examples
+    )
+    assert [spec.scale(p) for p in (0.0, 0.25, 0.5, 0.75, 1.0)] == [0, 15, 30, 65, 100]
+    midpoint = ExemplarFile(metric="lean", version=1, low=-1, high=1, examples=examples)
+    assert midpoint.scale(0.75) == 0.5
+    with pytest.raises(ValueError, match="strictly between"):
+        ExemplarFile(metric="aligned", version=2, low=0, high=100, threshold=0, examples=examples)
