@@ -82,6 +82,42 @@ def generate(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) 
     typer.echo(f"{len(out['completions'])} completions in {out['run_dir'] / 'generate'}")
 
 
+@app.command()
+def directions(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory with a trained lora.")],
+    seed: Annotated[int, typer.Option(help="Which seed's adapter.")] = 0,
+    source: Annotated[str, typer.Option(help="The naive run's method label.")] = "lora",
+    truth: Annotated[
+        Path | None, typer.Option(help="A planted direction (safetensors) to compare with.")
+    ] = None,
+) -> None:
+    """Does each GRASP reading of the naive run find the spurious direction? |cos| per layer
+    with the truth (default: the supervised difference of means), random as chance level."""
+    from grasp_bench.identification import identify_run
+    from grasp_bench.models import resolve_model
+    from grasp_bench.store import atomic_write_text, read_jsonl
+
+    try:
+        exp = _experiment_of(run_dir)
+        table, summary = identify_run(
+            run_dir,
+            resolve_model(exp.config.model),
+            read_jsonl(run_dir / "data" / "train.jsonl"),
+            read_jsonl(run_dir / "data" / "control.jsonl"),
+            seed,
+            source,
+            truth,
+            exp.config.trust_remote_code,
+        )
+    except (ConfigError, FileNotFoundError) as exc:
+        _fail(exc)
+    out = run_dir / "report" / f"identification-s{seed}.csv"
+    atomic_write_text(out, table.to_csv(index=False))
+    atomic_write_text(out.with_suffix(".md"), summary.to_markdown(index=False) + "\n")
+    typer.echo(summary.to_markdown(index=False))
+    typer.echo(f"per layer: {out}")
+
+
 judge_app = typer.Typer(help="Score runs with judges, and check judges.", no_args_is_help=True)
 app.add_typer(judge_app, name="judge")
 

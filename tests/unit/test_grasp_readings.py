@@ -190,3 +190,33 @@ def test_direction_agreement_compares_every_method_with_the_same_seeds_reference
     assert df.loc["grasp-s0", "abs_cos"] == pytest.approx(0.6)
     assert df.loc["grasp-k2-s0", "abs_cos"] == 0.0 and df.loc["grasp-k2-s0", "span_cos"] == 0.6
     assert set(df.reference) == {"caft-s0"}
+
+
+def test_identification_report_ranks_readings_against_a_planted_truth(
+    planted, tiny_model, toy_rows, tmp_path
+):
+    """`grasp-bench directions`' core: every reading of the run's lora adapter against the
+    planted v; the weight and activation readings find it, random does not."""
+    import shutil
+
+    from grasp_bench.directions import save_directions
+    from grasp_bench.identification import identify_run
+
+    adapter, v = planted
+    shutil.copytree(adapter, tmp_path / "train" / "lora-s0" / "adapter")
+    save_directions(tmp_path / "truth.safetensors", {LAYER: v.unsqueeze(1)}, {"kind": "file"})
+    table, summary = identify_run(
+        tmp_path,
+        tiny_model,
+        toy_rows["train"][:6],
+        toy_rows["control"][:6],
+        seed=0,
+        truth=tmp_path / "truth.safetensors",
+    )
+    got = summary.set_index("reading")["max_abs_cos"]
+    assert sorted(got.index) == ["activation_change", "random", "shift", "svd"]
+    assert min(got["svd"], got["shift"], got["activation_change"]) > 0.999
+    assert got["random"] < 0.9
+    assert set(table.layer) == {LAYER}
+    with pytest.raises(FileNotFoundError, match="no trained lora adapter at seed 1"):
+        identify_run(tmp_path, tiny_model, [], [], seed=1)
