@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from grasp_bench.config import ConfigError
+from grasp_bench.rundir import RunDir
 
 app = typer.Typer(
     help="grasp-bench: drift vs task trade-offs of fine-tuning methods.",
@@ -57,16 +58,16 @@ def _experiment_of(run_dir: Path):
 
     from grasp_bench.config import load_experiment
 
-    marker = run_dir / "experiment.json"
-    if not marker.exists():
+    run = RunDir(run_dir)
+    if not run.marker.exists():
         raise ConfigError(
-            f"{run_dir}: not a run directory (no experiment.json); "
+            f"{run_dir}: not a run directory (no {run.marker.name}); "
             "start it with `grasp-bench run CONFIG`"
         )
-    found = json.loads(marker.read_text())
+    found = json.loads(run.marker.read_text())
     # the experiment as it was run (not the YAML as edited since), when the run wrote one
-    if found.get("snapshot") and (run_dir / found["snapshot"]).exists():
-        return load_experiment(run_dir / found["snapshot"])
+    if found.get("snapshot") and (run / found["snapshot"]).exists():
+        return load_experiment(run / found["snapshot"])
     return load_experiment(Path(found["config_path"]))
 
 
@@ -79,7 +80,7 @@ def generate(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) 
         out = run_experiment(_experiment_of(run_dir), until="generate")
     except ConfigError as exc:
         _fail(exc)
-    typer.echo(f"{len(out['completions'])} completions in {out['run_dir'] / 'generate'}")
+    typer.echo(f"{len(out['completions'])} completions in {RunDir(out['run_dir']).generate}")
 
 
 @app.command()
@@ -102,8 +103,8 @@ def directions(
         table, summary = identify_run(
             run_dir,
             resolve_model(exp.config.model),
-            read_jsonl(run_dir / "data" / "train.jsonl"),
-            read_jsonl(run_dir / "data" / "control.jsonl"),
+            read_jsonl(RunDir(run_dir).train_rows),
+            read_jsonl(RunDir(run_dir).control_rows),
             seed,
             source,
             truth,
@@ -111,7 +112,7 @@ def directions(
         )
     except (ConfigError, FileNotFoundError) as exc:
         _fail(exc)
-    out = run_dir / "report" / f"identification-s{seed}.csv"
+    out = RunDir(run_dir).report / f"identification-s{seed}.csv"
     atomic_write_text(out, table.to_csv(index=False))
     atomic_write_text(out.with_suffix(".md"), summary.to_markdown(index=False) + "\n")
     typer.echo(summary.to_markdown(index=False))
@@ -133,7 +134,7 @@ def judge_score(run_dir: Annotated[Path, typer.Argument(help="A run directory.")
         _fail(exc)
     records = out["records"]
     unscored = sum(r["value"] is None for r in records)
-    typer.echo(f"{len(records)} scores ({unscored} unscored) in {out['run_dir'] / 'score'}")
+    typer.echo(f"{len(records)} scores ({unscored} unscored) in {RunDir(out['run_dir']).score}")
 
 
 def _calibrate_help() -> str:

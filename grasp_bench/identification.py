@@ -23,6 +23,7 @@ from grasp_bench.directions import (
     unsupervised_directions,
     update_shift_directions,
 )
+from grasp_bench.rundir import RunDir
 
 READINGS = ("svd", "shift", "activation_change", "random")
 
@@ -109,7 +110,7 @@ def identify_run(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Readings of the run's ``source`` adapter at ``seed`` against the truth file or the
     supervised direction; returns (per layer, summary)."""
-    adapter = Path(run_dir) / "train" / f"{source}-s{seed}" / "adapter"
+    adapter = RunDir(Path(run_dir)).adapter(f"{source}-s{seed}")
     if not (adapter / "adapter_model.safetensors").exists():
         raise FileNotFoundError(f"{adapter}: no trained {source} adapter at seed {seed}")
     readings, (model, tok) = read_all(

@@ -20,6 +20,7 @@ from grasp_bench.hardware import describe as describe_machine
 from grasp_bench.hardware import resolve_dtype
 from grasp_bench.methods import Recipe, load_recipe
 from grasp_bench.models import resolve_model
+from grasp_bench.rundir import RunDir
 from grasp_bench.store import (
     Stage,
     atomic_write_json,
@@ -147,7 +148,7 @@ def _warn_samples(drift: list[dict[str, Any]], samples: int) -> None:
 
 @dataclass
 class RunData:
-    run_dir: Path
+    run: RunDir
     model: str
     train_rows: list[dict[str, Any]]
     control_rows: list[dict[str, Any]]
@@ -158,14 +159,14 @@ class RunData:
 def prepare_data(exp: LoadedExperiment) -> RunData:
     """Data stage: the task's training, control and eval sets, generated once per config."""
     cfg = exp.config
-    run_dir = Path(cfg.output_dir) / cfg.name
+    run = RunDir.of(cfg.output_dir, cfg.name)
     model = resolve_model(cfg.model)
-    console.print(f"[bold]run[/] {run_dir}  model={model}")
-    atomic_write_json(run_dir / "experiment.json", {"config_path": str(exp.path.resolve())})
+    console.print(f"[bold]run[/] {run}  model={model}")
+    atomic_write_json(run.marker, {"config_path": str(exp.path.resolve())})
     own = _own_data_files(exp)
     stage = Stage(
-        run_dir,
-        "data",
+        run.root,
+        run.data.name,
         {
             "task": cfg.task,
             # the user's files by content, not by path (a snapshot makes paths absolute)
@@ -189,17 +190,17 @@ def prepare_data(exp: LoadedExperiment) -> RunData:
             meta["drift_questions"] = str(own["drift_questions"])
             _warn_samples(drift, cfg.generation.samples)
         stage.reset_if_stale()
-        atomic_write_jsonl(stage.dir / "train.jsonl", td.train)
-        atomic_write_jsonl(stage.dir / "control.jsonl", td.control)
-        atomic_write_jsonl(stage.dir / "eval.jsonl", td.eval_prompts)
+        atomic_write_jsonl(run.train_rows, td.train)
+        atomic_write_jsonl(run.control_rows, td.control)
+        atomic_write_jsonl(run.eval_prompts, td.eval_prompts)
         stage.finish(meta=meta, counts={"train": len(td.train), "eval": len(td.eval_prompts)})
     return RunData(
-        run_dir=run_dir,
+        run=run,
         model=model,
-        train_rows=read_jsonl(stage.dir / "train.jsonl"),
-        control_rows=read_jsonl(stage.dir / "control.jsonl"),
-        eval_prompts=read_jsonl(stage.dir / "eval.jsonl"),
-        data_hash=file_hash(stage.dir / "train.jsonl"),
+        train_rows=read_jsonl(run.train_rows),
+        control_rows=read_jsonl(run.control_rows),
+        eval_prompts=read_jsonl(run.eval_prompts),
+        data_hash=file_hash(run.train_rows),
     )
 
 
@@ -227,7 +228,7 @@ def train_all(
                     "seed": seed,
                     "deps": {d: hashes[d] for d in deps},
                 }
-                stage = Stage(data.run_dir / "train", target.name, stage_cfg)
+                stage = Stage(data.run.train, target.name, stage_cfg)
                 if not stage.is_done():
                     stage.reset_if_stale()
                     train_adapter(
@@ -272,11 +273,11 @@ def run_experiment(
     recipes = load_recipes(exp)
     spec = get_task(cfg.task)
     data = prepare_data(exp)
-    snapshot_experiment(exp, recipes, data.run_dir)
+    snapshot_experiment(exp, recipes, data.run)
     targets = train_all(exp, recipes, data, progress)
-    run_dir = data.run_dir
+    run = data.run
     if until == "train":
-        return {"run_dir": run_dir, "targets": targets}
+        return {"run_dir": run.root, "targets": targets}
 
     # generate: vLLM (one engine start for the base model and every adapter) or batched
     # transformers, whichever the generation config resolves to on this machine; methods whose
@@ -292,11 +293,14 @@ def run_experiment(
         "prompts": stable_hash(data.eval_prompts),
     }
     adapters = {t.name: stable_hash(adapter_identity(t.adapter)) for t in targets}
-    gen_stage = Stage(run_dir, "generate", {**shared, "targets": adapters})
+    gen_stage = Stage(run.root, run.generate.name, {**shared, "targets": adapters})
     if not gen_stage.is_done():
         # one identity per target's completions: a new seed or method generates only its own
         gen_stage.reset_if_stale(
-            keys={f"{n}.jsonl": stable_hash({**shared, "adapter": a}) for n, a in adapters.items()}
+            keys={
+                run.completions(n).name: stable_hash({**shared, "adapter": a})
+                for n, a in adapters.items()
+            }
         )
         served = {n: a for n, a in gen_targets.items() if backend == "vllm" and n not in hooked}
         if served:
@@ -328,19 +332,17 @@ def run_experiment(
             dtype=dtype,
             machine=describe_machine(),
         )
-    completions = [
-        row for name in gen_targets for row in read_jsonl(gen_stage.dir / f"{name}.jsonl")
-    ]
+    completions = [row for name in gen_targets for row in read_jsonl(run.completions(name))]
     if until == "generate":
-        return {"run_dir": run_dir, "completions": completions}
+        return {"run_dir": run.root, "completions": completions}
 
     # score
     judge_cfg = cfg.judge.model_dump(exclude={"cache", "concurrency"})
     judge_cfg["dtype"] = resolve_dtype(cfg.judge.dtype)
     metrics = metrics_for(spec, cfg.judge)
     score_stage = Stage(
-        run_dir,
-        "score",
+        run.root,
+        run.score.name,
         {
             "generate": gen_stage.config_hash,
             "judge": judge_cfg,
@@ -360,11 +362,11 @@ def run_experiment(
             progress=progress,
         ) as judges:
             records = score_rows(rows, metrics, judges, progress=progress)
-        atomic_write_jsonl(score_stage.dir / "scores.jsonl", records)
+        atomic_write_jsonl(run.scores, records)
         score_stage.finish(n=len(records))
-    records = read_jsonl(score_stage.dir / "scores.jsonl")
+    records = read_jsonl(run.scores)
     if until == "score":
-        return {"run_dir": run_dir, "records": records}
+        return {"run_dir": run.root, "records": records}
 
     # report
     gen_manifest = gen_stage.manifest()
@@ -384,10 +386,10 @@ def run_experiment(
         "model_path": data.model,
         "targets": meta_rows,
     }
-    paths = write_report(table, run_dir / "report", title, meta)
-    cosines = direction_agreement(run_dir / "train")
+    paths = write_report(table, run.report, title, meta)
+    cosines = direction_agreement(run.train)
     if cosines is not None:
-        atomic_write_text(run_dir / "report" / "direction_cosines.csv", cosines.to_csv(index=False))
+        atomic_write_text(run.report / "direction_cosines.csv", cosines.to_csv(index=False))
         console.print(
             "directions vs the reference direction (|cos| of the first; span), per layer:"
         )
@@ -397,8 +399,8 @@ def run_experiment(
                 f" max {part['abs_cos'].max():.3f}; span mean {part['span_cos'].mean():.3f}"
             )
     print_table(table, title)
-    console.print(f"[green]report[/] {run_dir / 'report'}")
-    return {"paths": paths, "table": table, "run_dir": run_dir}
+    console.print(f"[green]report[/] {run.report}")
+    return {"paths": paths, "table": table, "run_dir": run.root}
 
 
 def direction_agreement(train_dir: Path):
@@ -446,10 +448,7 @@ def direction_agreement(train_dir: Path):
     return pd.DataFrame(rows) if rows else None
 
 
-SNAPSHOT = "experiment.yaml"
-
-
-def snapshot_experiment(exp: LoadedExperiment, recipes: list[Recipe], run_dir: Path) -> Path:
+def snapshot_experiment(exp: LoadedExperiment, recipes: list[Recipe], run: RunDir) -> Path:
     """Write the experiment as run, with every recipe resolved (overrides applied) beside it,
     so ``generate``/``judge``/``submit`` on this run directory never re-read files edited
     since; paths in it are absolute."""
@@ -463,15 +462,15 @@ def snapshot_experiment(exp: LoadedExperiment, recipes: list[Recipe], run_dir: P
     cfg["methods"] = []
     for r in recipes:
         recipe = {"method": r.method.name, "description": r.description, "config": r.config}
-        atomic_write_text(run_dir / "recipes" / f"{r.label}.yaml", yaml.safe_dump(recipe))
-        cfg["methods"].append({"name": r.label, "recipe": f"recipes/{r.label}.yaml"})
-    path = run_dir / SNAPSHOT
-    atomic_write_text(path, yaml.safe_dump(cfg, sort_keys=False))
+        atomic_write_text(run.recipe(r.label), yaml.safe_dump(recipe))
+        cfg["methods"].append(
+            {"name": r.label, "recipe": run.recipe(r.label).relative_to(run.root).as_posix()}
+        )
+    atomic_write_text(run.snapshot, yaml.safe_dump(cfg, sort_keys=False))
     atomic_write_json(
-        run_dir / "experiment.json",
-        {"config_path": str(exp.path.resolve()), "snapshot": SNAPSHOT},
+        run.marker, {"config_path": str(exp.path.resolve()), "snapshot": run.snapshot.name}
     )
-    return path
+    return run.snapshot
 
 
 def adapter_identity(adapter: Path | None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from grasp_bench.leaderboard.metrics import summarise
 from grasp_bench.leaderboard.schema import JudgeScore, SampleRecord, Summary
 from grasp_bench.leaderboard.validate import SAFE_NAME
 from grasp_bench.models import DEFAULT_ALIASES, DEFAULT_DIRNAME
+from grasp_bench.rundir import RunDir
 from grasp_bench.store import atomic_write_jsonl, atomic_write_text, read_jsonl
 
 
@@ -38,19 +39,19 @@ def _judge_name(judge: dict[str, Any]) -> str:
 
 def run_submissions(run_dir: Path, board_dir: Path, methods: list[str] | None = None) -> list[Path]:
     """Write a submission per method of the run (or the chosen ones); returns their dirs."""
-    run_dir = Path(run_dir)
-    report = json.loads((run_dir / "report" / "results.json").read_text())
+    run = RunDir(Path(run_dir))
+    report = json.loads(run.results.read_text())
     exp = report["meta"]["experiment"]
     task, model = exp["task"], exp["model"]
     if model.lower() in DEFAULT_ALIASES:
         model = DEFAULT_DIRNAME  # the embedded default, named for readers of the board
-    eval_prompts = read_jsonl(run_dir / "data" / "eval.jsonl")
+    eval_prompts = read_jsonl(run.eval_prompts)
     completions = {
         (r["target"], r["prompt_id"], r["sample"]): r["completion"]
-        for p in sorted((run_dir / "generate").glob("*.jsonl"))
+        for p in sorted(run.generate.glob("*.jsonl"))
         for r in read_jsonl(p)
     }
-    scores = read_jsonl(run_dir / "score" / "scores.jsonl")
+    scores = read_jsonl(run.scores)
     targets = report["meta"]["targets"]
     recipes = {m["name"] if isinstance(m, dict) else m: m for m in exp["methods"]}
     written = []
@@ -108,8 +109,8 @@ def run_submissions(run_dir: Path, board_dir: Path, methods: list[str] | None = 
             out / "summary.json",
             json.dumps(summary.model_dump(mode="json"), indent=2, sort_keys=True) + "\n",
         )
-        _copy_recipe(run_dir, recipes.get(method), method, out)
-        card = run_dir / "train" / f"{method}-s{mine[0]['seed']}" / "adapter" / "method_card.json"
+        _copy_recipe(run, recipes.get(method), method, out)
+        card = run.adapter(f"{method}-s{mine[0]['seed']}") / "method_card.json"
         if card.exists():
             data = json.loads(card.read_text())
             data.pop("derived_from", None)  # local paths say nothing to readers
@@ -131,25 +132,20 @@ def _scrub(obj: Any) -> Any:
     return obj
 
 
-def _copy_recipe(run_dir: Path, ref: Any, method: str, out: Path) -> None:
-    marker = run_dir / "experiment.json"
-    config_dir = Path(json.loads(marker.read_text())["config_path"]).parent
+def _copy_recipe(run: RunDir, ref: Any, method: str, out: Path) -> None:
+    config_dir = Path(json.loads(run.marker.read_text())["config_path"]).parent
     recipe = ref.get("recipe") if isinstance(ref, dict) and ref.get("recipe") else None
     # the recipe as run (overrides applied), when the run snapshotted it
-    candidates = [run_dir / "recipes" / f"{method}.yaml"]
+    candidates = [run.recipe(method)]
     candidates += [config_dir / recipe] if recipe else []
     candidates += [p / "baselines" / f"{method}.yaml" for p in (config_dir, *config_dir.parents)]
     for path in candidates:
         if path.exists():
             text = path.read_text()
-            if (
-                path.parent != run_dir / "recipes"
-                and isinstance(ref, dict)
-                and ref.get("overrides")
-            ):
+            if path.parent != run.recipes and isinstance(ref, dict) and ref.get("overrides"):
                 text += (
                     "\n# overrides from the experiment:\n# " + json.dumps(ref["overrides"]) + "\n"
                 )
             atomic_write_text(out / "recipe.yaml", text)
             return
-    raise FileNotFoundError(f"no recipe found for method {method!r} of {run_dir}")
+    raise FileNotFoundError(f"no recipe found for method {method!r} of {run}")

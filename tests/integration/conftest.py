@@ -17,6 +17,7 @@ import pytest
 
 from grasp_bench.config import JudgeConfig, LoadedExperiment, load_experiment
 from grasp_bench.pipeline import run_experiment
+from grasp_bench.rundir import RunDir
 from grasp_bench.scoring import local_judge_server
 
 from ..conftest import REPO
@@ -31,7 +32,7 @@ class SharedRun:
     result: dict[str, Any]
 
     def adapter(self, target: str) -> Path:
-        return self.run_dir / "train" / target / "adapter"
+        return RunDir(self.run_dir).adapter(target)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from grasp_bench.directions import adapter_updates, load_directions
 from grasp_bench.generation import generate_all, resolve_backend
 from grasp_bench.models import prepare_default_model, resolve_model
 from grasp_bench.pipeline import run_experiment
+from grasp_bench.rundir import RunDir
 from grasp_bench.store import read_jsonl
 
 from ..conftest import REPO
@@ -71,7 +72,7 @@ def test_vllm_serves_the_adapters_and_agrees_with_transformers(ci_run, tmp_path)
     end the run used for nearly every prompt (both decode the same model; ties may flip a
     few)."""
     exp, run_dir = ci_run.exp, ci_run.run_dir
-    prompts = read_jsonl(run_dir / "data" / "eval.jsonl")[::2]  # task and drift prompts
+    prompts = read_jsonl(RunDir(run_dir).eval_prompts)[::2]  # task and drift prompts
     names = ("base-s0", "lora-s0")
     targets = {n: (None if n == "base-s0" else str(ci_run.adapter(n))) for n in names}
     cfg = exp.config.generation.model_copy(update={"backend": "vllm"})
@@ -79,7 +80,7 @@ def test_vllm_serves_the_adapters_and_agrees_with_transformers(ci_run, tmp_path)
     vllm = {n: read_jsonl(outputs[n]) for n in names}
     ids = {p["prompt_id"] for p in prompts}
     hf = {
-        n: [r for r in read_jsonl(run_dir / "generate" / f"{n}.jsonl") if r["prompt_id"] in ids]
+        n: [r for r in read_jsonl(RunDir(run_dir).completions(n)) if r["prompt_id"] in ids]
         for n in names
     }
     assert all(len(r) == len(prompts) for r in vllm.values())

@@ -1,0 +1,56 @@
+"""Where everything of a run lives, in one place: the pipeline writes and every reader (the CLI,
+submit, the identification report) reads through these paths, so the layout changes here only.
+
+    runs/<name>/
+      experiment.json        marker: the config path and the snapshot's name
+      experiment.yaml        the experiment as it ran (paths absolute)
+      recipes/<label>.yaml   each method's recipe with its overrides applied
+      data/                  train.jsonl, control.jsonl, eval.jsonl (a stage)
+      train/<target>/        one stage per method and seed: adapter/, directions, checkpoints
+      generate/<target>.jsonl
+      score/scores.jsonl     (and the local judge server's log)
+      report/                results.{md,csv,json}, plots, direction and identification tables
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    @classmethod
+    def of(cls, output_dir: str | Path, name: str) -> RunDir:
+        return cls(Path(output_dir) / name)
+
+    def __truediv__(self, part: str) -> Path:
+        return self.root / part
+
+    marker = property(lambda self: self.root / "experiment.json")
+    snapshot = property(lambda self: self.root / "experiment.yaml")
+    recipes = property(lambda self: self.root / "recipes")
+    data = property(lambda self: self.root / "data")
+    train = property(lambda self: self.root / "train")
+    generate = property(lambda self: self.root / "generate")
+    score = property(lambda self: self.root / "score")
+    report = property(lambda self: self.root / "report")
+    train_rows = property(lambda self: self.data / "train.jsonl")
+    control_rows = property(lambda self: self.data / "control.jsonl")
+    eval_prompts = property(lambda self: self.data / "eval.jsonl")
+    scores = property(lambda self: self.score / "scores.jsonl")
+    results = property(lambda self: self.report / "results.json")
+
+    def recipe(self, label: str) -> Path:
+        return self.recipes / f"{label}.yaml"
+
+    def adapter(self, target: str) -> Path:
+        return self.train / target / "adapter"
+
+    def completions(self, target: str) -> Path:
+        return self.generate / f"{target}.jsonl"
+
+    def __str__(self) -> str:
+        return str(self.root)
