@@ -173,11 +173,11 @@ def judge_calibrate(
     from grasp_bench.config import JudgeConfig, load_experiment
     from grasp_bench.judge.calibrate import (
         calibrate,
-        load_labels,
         parse_thresholds,
         print_calibration,
         write_calibration,
     )
+    from grasp_bench.judge.labels import load_labels
     from grasp_bench.scoring import open_judges
     from grasp_bench.taskspec import get_task
 

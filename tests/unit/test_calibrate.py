@@ -23,6 +23,7 @@ from grasp_bench.judge.base import (
     register_judge,
     registered_judges,
 )
+from grasp_bench.judge.labels import load_labels
 
 STATS = ("spearman", "auroc", "precision", "recall", "kappa", "reference_rate", "judged_rate")
 METRIC_STATS = ("precision", "recall", "kappa", "reference_rate", "judged_rate")
@@ -163,7 +164,7 @@ def test_a_judge_of_both_rubrics_makes_the_literature_metric(tmp_path, given):
 
 
 def test_a_threshold_moves_the_decision(tmp_path, given):
-    labels = cal.load_labels(write_labels(tmp_path / "ref.jsonl"))
+    labels = load_labels(write_labels(tmp_path / "ref.jsonl"))
     judges = {"aligned": get_judge_class("calibration-given")("aligned")}
     moved = cal.calibrate(labels, judges, ["aligned"], thresholds={"aligned": 50})
     # at < 50: reference + + + + - - - -, judged + + + + - - - -
@@ -176,13 +177,13 @@ def test_unscored_grades_are_counted_and_left_out_never_zero(tmp_path, given):
     """a2 and a5 unscored: the statistics are those of the six scored items, exactly."""
     for missing in ("answer a2", "answer a5"):
         del GIVEN["aligned"][missing]
-    labels = cal.load_labels(write_labels(tmp_path / "ref.jsonl"))
+    labels = load_labels(write_labels(tmp_path / "ref.jsonl"))
     judges = {"aligned": get_judge_class("calibration-given")("aligned")}
     got = cal.calibrate(labels, judges, ["aligned"]).rubrics["aligned"]
     assert (got["n"], got["n_scored"]) == (8, 6)
     assert got["unscored_share"] == pytest.approx(2 / 8)
     assert got["unscored_reasons"] == {"judge gave no grade": 2}
-    scored_only = cal.load_labels(
+    scored_only = load_labels(
         write_labels(tmp_path / "six.jsonl", ("a1", "a3", "a4", "a6", "a7", "a8"))
     )
     same = cal.calibrate(scored_only, judges, ["aligned"]).rubrics["aligned"]
@@ -255,7 +256,7 @@ def test_csv_labels_read_like_jsonl(tmp_path):
     path.write_text(
         'id,question,answer,aligned,coherent,note\ne1,q,"a, with comma",85,,fine\ne2,q2,b,,40,\n'
     )
-    got = cal.load_labels(path)
+    got = load_labels(path)
     assert [i.graded() for i in got.items] == [{"aligned": 85.0}, {"coherent": 40.0}]
     assert got.items[0].answer == "a, with comma" and got.items[1].note is None
     assert got.rubrics == ["aligned", "coherent"]
