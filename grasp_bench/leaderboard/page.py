@@ -102,7 +102,7 @@ def judges_table(files: dict[str, CalibrationFile]) -> Table:
         Column("task", "The task whose reference set it used (blank: any)."),
         Column("reference", "The human-labelled reference set."),
         Column("rubric or metric", "What was compared with the reference labels."),
-        Column("judge", "The judge, by name."),
+        Column("judge", "The judge, by name and its rubric or exemplar version."),
         Column("n", "Reference items graded."),
         Column("Spearman ρ", "Rank correlation of grades and labels (95% CI)."),
         Column("AUROC", "How well the grade separates the labelled classes (95% CI)."),
@@ -120,6 +120,8 @@ def judges_table(files: dict[str, CalibrationFile]) -> Table:
         ]
         for rubric, r in sorted(cal.rubrics.items()):
             name = r.judge_name or str(r.judge.get("name") or r.judge.get("model") or "")
+            version = r.judge.get("rubric_version") or r.judge.get("version")
+            name += f" v{version}" if version is not None else ""  # exemplars / rubric version
             stats = (r.spearman, r.auroc, r.kappa, r.precision, r.recall)
             rows.append(
                 [
