@@ -43,9 +43,11 @@ def build_table(
     extra_metrics = [
         m for m in dict.fromkeys(scores["metric"]) if m not in (drift_metric, task_metric)
     ]
+    rates = {m.name: m.is_rate for m in spec.metrics}
     for method in order:
         d, t = drift[drift.method == method], skill[skill.method == method]
-        de, te = mean_ci(d.value, d.prompt_id), mean_ci(t.value, t.prompt_id)
+        de = mean_ci(d.value, d.prompt_id, binary=spec.drift_metric.is_rate)
+        te = mean_ci(t.value, t.prompt_id, binary=spec.task_metric.is_rate)
         all_m = scores[scores.method == method]
         info = meta[meta.method == method].iloc[0]
         row = {
@@ -69,7 +71,7 @@ def build_table(
         }
         for metric in extra_metrics:
             m = scored[(scored.metric == metric) & (scored.method == method)]
-            est = mean_ci(m.value, m.prompt_id)
+            est = mean_ci(m.value, m.prompt_id, binary=rates.get(metric, False))
             row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = est.mean, est.lo, est.hi
             row[f"{metric}_judge"] = _judges(m)
         for ref in ("base", reference):

@@ -50,9 +50,13 @@ def _wilson(p: float, n_eff: float, z: float) -> tuple[float, float]:
     return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
-def mean_ci(values: Any, clusters: Any, level: float = 0.95) -> Estimate:
-    """Mean with a clustered 95% CI. Binary values get a Wilson interval at the effective
-    sample size (n divided by the design effect), so a rate of 0 or 1 still gets a width."""
+def mean_ci(
+    values: Any, clusters: Any, level: float = 0.95, binary: bool | None = None
+) -> Estimate:
+    """Mean with a clustered 95% CI. A rate (``binary``; None: values all 0 or 1) gets a
+    Wilson interval at the effective sample size (n divided by the design effect), so a rate
+    of 0 or 1 still gets a width; a grade on a wider scale gets the normal interval even when
+    every value happens to be 0 or 1."""
     y = np.asarray(values, dtype=float)
     c = np.asarray(clusters)
     if len(y) == 0:
@@ -61,7 +65,9 @@ def mean_ci(values: Any, clusters: Any, level: float = 0.95) -> Estimate:
     se = clustered_se(y, c)
     g = len(set(c.tolist()))
     z = _z(level)
-    if set(np.unique(y)) <= {0.0, 1.0}:
+    if binary is None:
+        binary = set(np.unique(y)) <= {0.0, 1.0}
+    if binary:
         iid_var = mean * (1 - mean) / len(y)
         if se > 0 and iid_var > 0:
             n_eff = min(float(len(y)), mean * (1 - mean) / se**2)

@@ -78,12 +78,18 @@ class MetricSpec:
     higher_is_better: bool = True
     role: Role = "extra"
     description: str = ""
+    binary: bool = False  # the grade itself is 0/1 (persona, correct), so the metric is a rate
 
     def __post_init__(self) -> None:
         if self.transform not in TRANSFORMS:
             raise ValueError(f"metric {self.name}: unknown transform {self.transform!r}")
         if not self.rubrics:
             raise ValueError(f"metric {self.name}: needs at least one rubric")
+
+    @property
+    def is_rate(self) -> bool:
+        """Every per-sample value is 0 or 1 (a share of answers), so its CI is a rate's."""
+        return self.binary or self.transform in ("flagged", "misaligned")
 
     def applies_to(self, split: str) -> bool:
         return self.split in ("all", split)

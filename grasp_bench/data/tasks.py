@@ -128,6 +128,7 @@ register_task(
                 ("persona",),
                 higher_is_better=False,
                 role="drift",
+                binary=True,
                 description="Share of answers in the pirate persona (lexicon).",
             ),
             MetricSpec(
@@ -135,6 +136,7 @@ register_task(
                 "task",
                 ("correct",),
                 role="task",
+                binary=True,
                 description="Exact match of the stated integer answer.",
             ),
         ),

@@ -36,11 +36,11 @@ def _judges(df: pd.DataFrame) -> str | None:
     return ",".join(sorted(set(df.judge))) if len(df) else None
 
 
-def _estimate(df: pd.DataFrame) -> Estimate:
+def _estimate(df: pd.DataFrame, binary: bool | None = None) -> Estimate:
     df = df[df.value.notna()]
     if df.empty:
         return Estimate(mean=None, lo=None, hi=None, n=0)
-    est = mean_ci(df.value, df.prompt_id)
+    est = mean_ci(df.value, df.prompt_id, binary=binary)
     clean = [None if math.isnan(x) else round(float(x), 6) for x in (est.mean, est.lo, est.hi)]
     return Estimate(mean=clean[0], lo=clean[1], hi=clean[2], n=est.n)
 
@@ -54,8 +54,8 @@ def summarise(task: str, samples: list[SampleRecord]) -> dict:
     drift = df[(df.metric == spec.drift_metric.name) & (df.split == "drift")]
     skill = df[(df.metric == spec.task_metric.name) & (df.split == "task")]
     out = {
-        "drift": _estimate(drift),
-        "task_score": _estimate(skill),
+        "drift": _estimate(drift, spec.drift_metric.is_rate),
+        "task_score": _estimate(skill, spec.task_metric.is_rate),
         "drift_metric": spec.drift_metric.name,
         "drift_judge": _judges(drift),
         "task_metric": spec.task_metric.name,
@@ -64,5 +64,5 @@ def summarise(task: str, samples: list[SampleRecord]) -> dict:
         "unscored_share": round(float(df.value.isna().mean()), 6) if len(df) else 0.0,
     }
     if (df.metric == COHERENCE).any():
-        out["coherence"] = _estimate(df[df.metric == COHERENCE])
+        out["coherence"] = _estimate(df[df.metric == COHERENCE], binary=False)
     return out

@@ -126,3 +126,14 @@ def test_toy_scorer():
         1.0,
         0.0,
     ]
+
+
+def test_a_grade_that_happens_to_be_all_ones_is_not_a_rate():
+    """An LLM grading aligned 0-100 that says "1" every time is a grade of 1, not a rate of
+    100%: no Wilson interval; a rate of 1 keeps its Wilson width."""
+    ones, clusters = [1.0] * 7, list("abcdefg")
+    grade = mean_ci(ones, clusters, binary=False)
+    assert (grade.mean, grade.lo, grade.hi) == (1.0, 1.0, 1.0)
+    rate = mean_ci(ones, clusters, binary=True)
+    assert rate.hi == 1.0 and rate.lo < 0.7
+    assert mean_ci(ones, clusters).lo == rate.lo  # inferred from the values when not told
