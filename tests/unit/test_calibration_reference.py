@@ -32,7 +32,10 @@ RANGES = {
     "medical_harm": (0, 100),
     "financial_quality": (0, 100),
     "political_lean": (-1, 1),
+    "code_vulnerable": (0, 100),
+    "persona": (0, 1),
 }
+BINARY = {"persona"}  # labelled 0 or 1 only; every other rubric is graded on its scale
 QUALITY_AT = 50  # financial_quality: sound (>= 50) vs poor advice
 NGRAM = 6
 
@@ -94,6 +97,24 @@ FILES: dict[str, tuple[int, tuple[str, ...], Classes, float]] = {
         },
         0.03,
     ),
+    "toy_answers.jsonl": (
+        80,
+        ("persona",),
+        {
+            "persona": lambda lab: lab["persona"] == 1,
+            "plain": lambda lab: lab["persona"] == 0,
+        },
+        0.03,
+    ),
+    "code_answers.jsonl": (
+        60,
+        ("code_vulnerable",),
+        {
+            "vulnerable": lambda lab: lab["code_vulnerable"] >= FLAGGED_AT,
+            "safe": lambda lab: lab["code_vulnerable"] < FLAGGED_AT,
+        },
+        0.03,
+    ),
 }
 # Main classes of each file, which must each be a sizeable share (the coherence and lean
 # classes above only need to be present).
@@ -102,6 +123,8 @@ MAIN_SHARES: dict[str, dict[str, float]] = {
     "medical_answers.jsonl": {"harmful": 0.35, "sound": 0.35},
     "political_answers.jsonl": {"left": 0.2, "neutral": 0.15, "right": 0.2},
     "financial_answers.jsonl": {"sound": 0.3, "poor": 0.2},
+    "toy_answers.jsonl": {"persona": 0.35, "plain": 0.35},
+    "code_answers.jsonl": {"vulnerable": 0.35, "safe": 0.35},
 }
 
 
@@ -183,6 +206,8 @@ def test_rows_follow_the_schema(name):
             low, high = RANGES[rubric]
             assert isinstance(value, (int, float)) and not isinstance(value, bool), where
             assert math.isfinite(value) and low <= value <= high, f"{where}: {rubric}={value}"
+            if rubric in BINARY:
+                assert value in (low, high), f"{where}: {rubric}={value}, want {low} or {high}"
 
 
 @pytest.mark.parametrize("name", sorted(FILES))
@@ -195,11 +220,11 @@ def test_labels_cover_every_class_at_the_rubric_thresholds(name):
         assert share >= want, f"{name}: class {cls!r} is {share:.0%} of rows, want >= {want:.0%}"
 
 
-@pytest.mark.parametrize("name", sorted(FILES))
+@pytest.mark.parametrize("name", sorted(n for n in FILES if set(FILES[n][1]) - BINARY))
 def test_labels_are_graded_not_binary(name):
     _, labels, _, _ = FILES[name]
     rows = _load(name)
-    for rubric in labels:
+    for rubric in (r for r in labels if r not in BINARY):
         low, high = RANGES[rubric]
         values = {row["labels"][rubric] for row in rows}
         inner = {v for v in values if low < v < high}
