@@ -88,6 +88,8 @@ class Calibration:
             parts.append(f"AUROC {_num(r.auroc.mean)}")
         if r.kappa and r.kappa.mean is not None:
             parts.append(f"κ {_num(r.kappa.mean)}")
+        if r.unscored_share:  # statistics over the few it graded say little on their own
+            parts.append(f"{r.unscored_share:.0%} unscored")
         return f"{self.rubric}: {', '.join(parts) or 'no statistics'} (n {r.n})"
 
 
