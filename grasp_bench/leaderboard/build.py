@@ -44,7 +44,7 @@ __all__ = ["BUILD_COMMAND", "VALIDATE_COMMAND", "build_board", "collect", "table
 
 REFERENCE = "lora"
 # columns of collect() that only the page uses (not written to the CSV or board.json)
-_INTERNAL = ["drift_calibrations"]
+_INTERNAL = ["drift_calibrations", "task_calibrations"]
 
 
 def _fmt(mean, lo, hi) -> str:
@@ -70,13 +70,14 @@ def _samples(sub: Path) -> pd.DataFrame:
 
 
 def _calibrations(
-    samples: pd.DataFrame, task: str, files: dict[str, CalibrationFile]
+    samples: pd.DataFrame, task: str, files: dict[str, CalibrationFile], role: str = "drift"
 ) -> tuple[tuple[str, str | None], ...]:
-    """(text, calibration file) for each judge that made the drift number: its calibration on
-    the drift metric's first rubric, or "not calibrated"."""
-    metric = get_task(task).drift_metric
-    drift = samples[(samples.metric == metric.name) & (samples.split == "drift")]
-    identities = [json.loads(i) for i in sorted(set(drift.judge))]
+    """(text, calibration file) for each judge that made the drift (or task) number: its
+    calibration on that metric's first rubric, or "not calibrated"."""
+    spec = get_task(task)
+    metric = spec.drift_metric if role == "drift" else spec.task_metric
+    made = samples[(samples.metric == metric.name) & (samples.split == role)]
+    identities = [json.loads(i) for i in sorted(set(made.judge))]
     out = []
     for identity in identities:
         cal = find_calibration(files, identity, metric.rubrics[0], task)
@@ -98,6 +99,7 @@ def collect(root: Path, calibrations: dict[str, CalibrationFile] | None = None) 
         frames[(s.task, s.model, s.method)] = samples = _samples(sub)
         rel = sub.relative_to(root).as_posix()
         cals = _calibrations(samples, s.task, files)
+        task_cals = _calibrations(samples, s.task, files, role="task")
         rows.append(
             {
                 "task": s.task,
@@ -125,6 +127,9 @@ def collect(root: Path, calibrations: dict[str, CalibrationFile] | None = None) 
                 "drift_calibrations": cals,
                 "task_metric": s.task_metric or get_task(s.task).task_metric.name,
                 "task_judge": s.task_judge or "",
+                "task_calibration": "; ".join(text for text, _ in task_cals),
+                "task_calibration_file": "; ".join(path or "" for _, path in task_cals),
+                "task_calibrations": task_cals,
                 "backend": s.backend,
                 "recipe": f"{rel}/recipe.yaml",
                 "summary": f"{rel}/summary.json",
@@ -220,6 +225,7 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
             "unscored": [f"{u:.1%}" for u in df.unscored_share],
             "seeds": df.n_seeds,
             "drift calibration": df.drift_calibration,
+            "task calibration": df.task_calibration,
             "backend": df.backend,
         }
     )
@@ -257,7 +263,11 @@ def _columns(task: str) -> list[Column]:
             f"{skill.name} (task)",
             f"{skill.description or skill.name} On held-out task prompts; {_better(skill)}. {ci}",
         ),
-        Column("task judge", f"The judge that made the {skill.name} number."),
+        Column(
+            "task judge (calibration)",
+            f"The judge that made the {skill.name} number, and its agreement with human "
+            f"labels on the '{skill.rubrics[0]}' rubric.",
+        ),
         Column(
             f"{drift.name} reduction vs {REFERENCE}",
             f"1 - {drift.name} / {drift.name} of plain {REFERENCE} on the same model "
@@ -298,7 +308,7 @@ def _cells(r: pd.Series) -> list[Cell]:
         Cell(_fmt(r.drift, r.drift_lo, r.drift_hi), sort=r.drift),
         Cell(r.drift_judge or "n/a", notes=calibrations),
         Cell(_fmt(r.task_score, r.task_lo, r.task_hi), sort=r.task_score),
-        Cell(r.task_judge or "n/a"),
+        Cell(r.task_judge or "n/a", notes=tuple(Link(t, p) for t, p in r.task_calibrations)),
         Cell(_relative(r.get("drift_reduction"), "+.0%"), sort=r.get("drift_reduction")),
         Cell(_relative(r.get("task_kept"), ".0%"), sort=r.get("task_kept")),
         Cell("yes" if r.pareto else ""),

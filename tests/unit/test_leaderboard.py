@@ -209,6 +209,12 @@ def test_calibration_beside_the_matching_judge_and_in_the_judges_table(two_tasks
     df = collect(two_tasks).set_index(["task", "method"])
     assert df.loc[("toy", "lora"), "drift_calibration"] == CALIBRATED
     assert df.loc[("toy", "lora"), "drift_calibration_file"] == "calibration/toy-judge.json"
+    # the task score's judge is shown with its own calibration, on the task metric's rubric
+    assert df.loc[("toy", "lora"), "task_calibration"] == "not calibrated"
+    write_calibration(two_tasks, "toy-task-judge.json", rubric="correct")
+    df = collect(two_tasks).set_index(["task", "method"])
+    assert df.loc[("toy", "lora"), "task_calibration"] == CALIBRATED.replace("persona", "correct")
+    assert df.loc[("toy", "lora"), "task_calibration_file"] == "calibration/toy-task-judge.json"
 
 
 def test_calibration_files_of_another_schema_are_skipped_with_a_warning(board):
