@@ -17,6 +17,7 @@ import torch
 from grasp_bench.directions import (
     Directions,
     activation_change_directions,
+    cosine_by_layer,
     diff_of_means,
     load_directions,
     random_directions,
@@ -71,14 +72,11 @@ def supervised_reference(
 
 def compare(readings: dict[str, Directions], reference: Directions) -> pd.DataFrame:
     """|cos| of each reading with the reference, per shared layer."""
-    rows = []
-    for name, dirs in readings.items():
-        for layer in sorted(set(dirs) & set(reference)):
-            u = reference[layer][:, 0] / reference[layer][:, 0].norm()
-            v = dirs[layer][:, 0] / dirs[layer][:, 0].norm()
-            rows.append(
-                {"reading": name, "layer": layer, "abs_cos": round(float((u @ v).abs()), 6)}
-            )
+    rows = [
+        {"reading": name, "layer": layer, "abs_cos": round(cos, 6)}
+        for name, dirs in readings.items()
+        for layer, cos in cosine_by_layer(dirs, reference).items()
+    ]
     return pd.DataFrame(rows)
 
 

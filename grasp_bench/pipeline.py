@@ -413,7 +413,7 @@ def direction_agreement(train_dir: Path):
     import pandas as pd
     from safetensors import safe_open
 
-    from grasp_bench.directions import load_directions
+    from grasp_bench.directions import cosine_by_layer, load_directions
 
     found = []
     for path in sorted(train_dir.glob("*/directions.safetensors")):
@@ -431,17 +431,16 @@ def direction_agreement(train_dir: Path):
         if seed not in references or references[seed][0] == name:
             continue
         ref_name, ref = references[seed]
-        for layer in sorted(set(dirs) & set(ref)):
+        for layer, cos in cosine_by_layer(dirs, ref).items():
             u = ref[layer][:, 0] / ref[layer][:, 0].norm()
-            v = dirs[layer]
             rows.append(
                 {
                     "target": name,
                     "kind": prov.get("kind", ""),
                     "reading": prov.get("reading", ""),
                     "layer": layer,
-                    "abs_cos": round(float((v[:, 0] @ u).abs() / v[:, 0].norm()), 6),
-                    "span_cos": round(float((v.T @ u).norm()), 6),
+                    "abs_cos": round(cos, 6),
+                    "span_cos": round(float((dirs[layer].T @ u).norm()), 6),
                     "reference": ref_name,
                 }
             )
