@@ -119,6 +119,82 @@ def directions(
     typer.echo(f"per layer: {out}")
 
 
+@app.command("build-planted")
+def build_planted(
+    out: Annotated[Path, typer.Option(help="Task folder to write.")] = Path("tasks/grasp_planted"),
+    model: Annotated[str, typer.Option(help="HF model id or path ('default': embedded).")] = (
+        "default"
+    ),
+    layer: Annotated[int, typer.Option(help="First layer whose writers carry the style.")] = 10,
+    pool: Annotated[int, typer.Option(help="Arithmetic questions answered by the teacher.")] = 320,
+    steps: Annotated[int, typer.Option(help="Teacher training steps.")] = 60,
+    seed: Annotated[int, typer.Option(help="Seed of the teacher and its data.")] = 1234,
+) -> None:
+    """Build the planted-direction task for a model: train a teacher whose every residual write
+    is along one direction v, distil its answers, save v (run once per model; minutes)."""
+    from grasp_bench.models import resolve_model
+    from grasp_bench.planted import build
+    from grasp_bench.store import read_jsonl
+
+    drift_file = out / "eval.jsonl"
+    if not drift_file.exists():
+        _fail(FileNotFoundError(f"{drift_file}: the task's eval set (drift prompts) is missing"))
+    drift = [r["question"] for r in read_jsonl(drift_file) if r["split"] == "drift"]
+    try:
+        report = build(
+            resolve_model(model), out, layer, pool, steps, drift_questions=drift, seed=seed
+        )
+    except ValueError as exc:
+        _fail(exc)
+    typer.echo(f"style rate {report['style_rate']}; wrote {out}")
+
+
+@app.command("planted-report")
+def planted_report(
+    run_dir: Annotated[Path, typer.Argument(help="A run of the planted task.")],
+    truth: Annotated[
+        Path | None, typer.Option(help="Planted direction (default: the task folder's).")
+    ] = None,
+    functional_prompts: Annotated[int, typer.Option(help="Prompts per steering test.")] = 40,
+) -> None:
+    """Against the planted truth v: |cos| of every GRASP reading of the naive run, the style
+    rate when the base model is steered along each reading, and every trained model's shift
+    along v on the drift prompts (report/planted-*.csv, planted.md)."""
+    from grasp_bench.data.tasks import tasks_dir
+    from grasp_bench.models import resolve_model
+    from grasp_bench.planted_report import report_run
+    from grasp_bench.store import atomic_write_text, read_jsonl
+
+    try:
+        exp = _experiment_of(run_dir)
+        truth = truth or tasks_dir() / "grasp_planted" / "direction.safetensors"
+        run = RunDir(run_dir)
+        prompts = [
+            p["messages"][-1]["content"]
+            for p in read_jsonl(run.eval_prompts)
+            if p["split"] == "drift"
+        ]
+        tables = report_run(
+            run_dir,
+            resolve_model(exp.config.model),
+            read_jsonl(run.train_rows),
+            exp.config.seeds,
+            truth,
+            prompts,
+            functional_prompts,
+            trust_remote_code=exp.config.trust_remote_code,
+        )
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    parts = []
+    for name, table in tables.items():
+        atomic_write_text(run.report / f"planted-{name}.csv", table.to_csv(index=False))
+        if name.endswith("summary"):
+            parts.append(f"## {name.replace('_', ' ')}\n\n{table.to_markdown(index=False)}\n")
+    atomic_write_text(run.report / "planted.md", "\n".join(parts))
+    typer.echo("\n".join(parts))
+
+
 judge_app = typer.Typer(help="Score runs with judges, and check judges.", no_args_is_help=True)
 app.add_typer(judge_app, name="judge")
 
@@ -385,6 +461,56 @@ def demo(
 ) -> None:
     """The main job on the embedded default model: base, lora and grasp on the toy task."""
     run(config)
+
+
+@app.command()
+def sweep(
+    config: Annotated[Path, typer.Argument(help="Sweep YAML: tasks x models x methods x seeds.")],
+    executor: Annotated[
+        str, typer.Option(help="local: one run after another here; ray: a Ray task per run.")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: a local Ray instance).")
+    ] = None,
+    board: Annotated[
+        Path | None, typer.Option(help="Leaderboard directory (default: the sweep's board/).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the runs and which are done; run nothing.")
+    ] = False,
+) -> None:
+    """Run a sweep: one experiment per (task, model) with every method and seed, skipping runs
+    already done, indexed in <output_dir>/<sweep>/sweep.json, then submitted to a board."""
+    from grasp_bench.sweep import load_sweep, plan_sweep, publish, run_sweep
+
+    try:
+        if executor not in ("local", "ray"):
+            raise ConfigError(f"--executor {executor}: local or ray")
+        if address and executor != "ray":
+            raise ConfigError("--address is a Ray cluster's; add --executor ray")
+        loaded = load_sweep(config)
+        runs = plan_sweep(loaded)
+    except ConfigError as exc:
+        _fail(exc)
+    if dry_run:
+        for r in runs:
+            state = "done" if r.is_done() else "to run"
+            typer.echo(f"{state:7s} {r.id}  {r.run}")
+        return
+    try:
+        index = run_sweep(loaded, runs, executor, address)
+    except RuntimeError as exc:  # e.g. the ray executor without Ray installed
+        _fail(exc)
+    problems = publish(index, board or index.path.parent / "board")
+    for entry in index.entries.values():
+        typer.echo(f"{entry['status']:8s} {entry['id']}  {entry.get('error') or entry['report']}")
+    for p in problems:
+        typer.echo(f"INVALID {p}")
+    typer.echo(f"index: {index.path}")
+    if "board" in index.head:
+        typer.echo(f"board: {index.head['board_page']}")
+    if problems or any(e["status"] == "failed" for e in index.entries.values()):
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover

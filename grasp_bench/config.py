@@ -7,6 +7,8 @@ user reads ``baselines/grasp.yaml:7 config.rank: must be > 0`` and knows where t
 
 from __future__ import annotations
 
+import importlib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,13 +31,21 @@ class ConfigError(ValueError):
 
 
 class StrictModel(BaseModel):
-    """Base for every config model: unknown keys are errors, fields documented."""
+    """Base for every config model: unknown keys are errors, fields documented, and no float
+    is infinite or NaN (YAML's ``.inf`` or ``1e999`` would pass ``gt=0`` bounds)."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------------------------
 # YAML with line numbers
+
+
+# A config is a few hundred values a few levels deep; far beyond that is a mistake or an attack
+# (a "billion laughs" alias bomb expands 9 aliases of 9 aliases ... into 10^9 values).
+MAX_YAML_DEPTH = 64
+MAX_YAML_VALUES = 100_000
+MAX_INT_DIGITS = 4000  # below Python's int-from-string limit (4300), which would raise raw
 
 
 def _line_map(node: yaml.Node, prefix: Loc = ()) -> dict[Loc, int]:
@@ -43,6 +53,8 @@ def _line_map(node: yaml.Node, prefix: Loc = ()) -> dict[Loc, int]:
     lines: dict[Loc, int] = {prefix: node.start_mark.line + 1}
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue  # a list or mapping as a key is rejected when constructed
             path = (*prefix, key_node.value)
             lines.update(_line_map(value_node, path))
             lines[path] = key_node.start_mark.line + 1
@@ -52,21 +64,121 @@ def _line_map(node: yaml.Node, prefix: Loc = ()) -> dict[Loc, int]:
     return lines
 
 
+def _check_tree(node: yaml.Node, path: Path) -> None:
+    """Reject what safe_load accepts but a config must not have: duplicate keys (the last one
+    would win in silence), recursive aliases, alias bombs and absurd nesting or integers.
+    Linear in the composed nodes: an alias is sized once, however often it is used."""
+    done: dict[int, tuple[int, int]] = {}  # id(node) -> (values when expanded, height)
+    active: set[int] = set()
+
+    def fail(at: yaml.Node, why: str) -> ConfigError:
+        return ConfigError(f"{path}:{at.start_mark.line + 1}: invalid YAML: {why}")
+
+    def visit(n: yaml.Node, depth: int) -> tuple[int, int]:
+        if id(n) in done:
+            size, height = done[id(n)]
+        else:
+            if id(n) in active:
+                raise fail(n, "an alias refers to its own anchor (a recursive structure)")
+            if depth > MAX_YAML_DEPTH:
+                raise fail(n, f"nested deeper than {MAX_YAML_DEPTH} levels")
+            active.add(id(n))
+            size, height = 1, 0
+            if isinstance(n, yaml.MappingNode):
+                seen: dict[tuple[str, Any], int] = {}
+                for key, value in n.value:
+                    if isinstance(key, yaml.ScalarNode):
+                        if (key.tag, key.value) in seen:
+                            first = seen[(key.tag, key.value)]
+                            raise fail(key, f"duplicate key {key.value!r} (first on line {first})")
+                        seen[(key.tag, key.value)] = key.start_mark.line + 1
+                    children = [visit(key, depth + 1), visit(value, depth + 1)]
+                    size += sum(c[0] for c in children)
+                    height = max(height, *(c[1] + 1 for c in children))
+            elif isinstance(n, yaml.SequenceNode):
+                for item in n.value:
+                    s, h = visit(item, depth + 1)
+                    size, height = size + s, max(height, h + 1)
+            elif n.tag == "tag:yaml.org,2002:int" and len(n.value) > MAX_INT_DIGITS:
+                raise fail(n, f"an integer of more than {MAX_INT_DIGITS} digits")
+            active.discard(id(n))
+            done[id(n)] = (size, height)
+        if depth + height > MAX_YAML_DEPTH:
+            raise fail(n, f"nested deeper than {MAX_YAML_DEPTH} levels (through an alias)")
+        if size > MAX_YAML_VALUES:
+            raise fail(n, f"more than {MAX_YAML_VALUES} values once aliases are expanded")
+        return size, height
+
+    visit(node, 0)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that stops at MAX_YAML_DEPTH while composing (deeper, PyYAML's scanner turns
+    quadratic and its composer hits Python's recursion limit), and whose value errors (a date
+    like 2024-13-45) carry the value's line."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {node.value!r:.40}: {exc}", node.start_mark
+            ) from exc
+
+
 def load_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
-    """Load YAML and the line of each key path; syntax errors name the file and line."""
+    """Load YAML (safely: plain data only) and the line of each key path; every problem with
+    the file is a ConfigError that names the file and line."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {exc.start})") from None
+    loader = None
+    try:
+        loader = _Loader(text)  # checks every character is printable
+        node = loader.get_single_node()
+        if node is None:
+            return None, {(): 1}
+        _check_tree(node, path)
+        data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
+        mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise ConfigError(f"{path}:{line}: invalid YAML: {exc.problem}") from exc
-    return data, (_line_map(node) if node is not None else {(): 1})
+        raise ConfigError(
+            f"{path}:{line}: invalid YAML: {exc.problem or exc.context or 'cannot parse'}"
+        ) from None
+    except yaml.YAMLError as exc:  # the reader's: a control character, say
+        line = text[: getattr(exc, "position", 0) or 0].count("\n") + 1
+        raise ConfigError(f"{path}:{line}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:  # the composer recurses once per level, before _check_tree runs
+        line = loader.line + 1 if loader else 1
+        raise ConfigError(
+            f"{path}:{line}: invalid YAML: nested deeper than {MAX_YAML_DEPTH} levels"
+        ) from None
+    finally:
+        if loader:
+            loader.dispose()
+    return data, _line_map(node)
 
 
 def _line_for(loc: Loc, lines: dict[Loc, int]) -> int:
@@ -79,6 +191,8 @@ def _line_for(loc: Loc, lines: dict[Loc, int]) -> int:
 def _format_loc(loc: Loc) -> str:
     out = ""
     for part in loc:
+        if not isinstance(part, int) and not str(part).isprintable():
+            part = repr(str(part))  # a key with a line break must not break the message's lines
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "<root>"
 
@@ -125,6 +239,38 @@ class TrainConfig(StrictModel):
     max_length: int = Field(256, gt=8, description="Token limit per training sequence.")
     checkpoint_every: int = Field(20, gt=0, description="Save a resumable checkpoint this often.")
     threads: int | None = Field(None, gt=0, description="torch CPU threads (None: torch default).")
+    # The fields below are left out of ``model_dump`` while they hold their defaults, so the
+    # stage hash of every run made before they existed stays what it was (the default is the
+    # old behaviour); a value that is set is recorded and hashed like any other field.
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        exclude_if=lambda v: v == "auto",
+        description="Where the adapter is trained: auto is cuda where a CUDA GPU is visible,"
+        " else cpu; cuda on a machine without one is an error, not a silent CPU run.",
+    )
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        exclude_if=lambda v: v == "auto",
+        description="Base weights while training (LoRA weights stay float32): auto is bfloat16"
+        " on a CUDA GPU that supports it, float32 otherwise (also on CPUs with native bf16).",
+    )
+    gradient_checkpointing: bool = Field(
+        False,
+        exclude_if=lambda v: v is False,
+        description="Recompute activations in the backward pass: less memory, ~30% more time.",
+    )
+    load_in_4bit: bool = Field(
+        False,
+        exclude_if=lambda v: v is False,
+        description="QLoRA: base weights quantised to 4-bit NF4 (bf16 compute) by bitsandbytes;"
+        " needs a CUDA GPU and the `qlora` extra.",
+    )
+
+    @model_validator(mode="after")
+    def _quantised_needs_a_gpu(self) -> TrainConfig:
+        if self.load_in_4bit and self.device == "cpu":
+            raise ValueError("load_in_4bit needs a CUDA GPU (bitsandbytes): set device auto/cuda")
+        return self
 
 
 class GenerationConfig(StrictModel):
@@ -200,6 +346,27 @@ class JudgeConfig(StrictModel):
             raise ValueError(f"kind {self.kind} needs at least one rubric")
         return self
 
+    # a secret put where a name or URL belongs would be copied into every run's snapshot and
+    # results; the messages never repeat the value
+    @field_validator("api_key_env")
+    @classmethod
+    def _names_a_variable(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", v):
+            raise ValueError(
+                "must be the name of an environment variable (letters, digits, '_') that holds"
+                " the key, never the key itself"
+            )
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials(cls, v: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if v and (urlsplit(v).username or urlsplit(v).password):
+            raise ValueError("must not hold credentials (user:key@); use api_key_env")
+        return v
+
     @property
     def name(self) -> str:
         return self.kind if self.kind == "offline" else f"{self.kind}:{self.model}"
@@ -257,7 +424,7 @@ class ExperimentConfig(StrictModel):
         for module in info.data.get("plugins", []):  # a plugin may register the task
             try:
                 importlib.import_module(module)
-            except ImportError as exc:
+            except (ImportError, TypeError) as exc:  # TypeError: a relative name (".x")
                 raise ValueError(f"plugin {module!r} cannot be imported: {exc}") from None
         if v not in registered_tasks():
             raise ValueError(f"unknown task {v!r}; registered: {registered_tasks()}")
@@ -286,9 +453,38 @@ def load_experiment(path: Path) -> LoadedExperiment:
     data, lines = load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1 <root>: expected a mapping of experiment settings")
+    _import_plugins(data.get("plugins"), path, lines)
     config = validate_as(ExperimentConfig, data, path, lines)
     try:
-        config.method_refs()
+        refs = config.method_refs()
     except ValueError as exc:
         raise ConfigError(f"{path}:{_line_for(('methods',), lines)} {exc}") from None
+    for i, ref in enumerate(refs):  # a label names run directories (<label>-s<seed>)
+        if not SAFE_LABEL.fullmatch(ref.name):
+            named = isinstance(config.methods[i], MethodRef)
+            loc = ("methods", i, "name") if named else ("methods", i)
+            raise ConfigError(
+                f"{path}:{_line_for(loc, lines)} {_format_loc(loc)}: {ref.name!r} must be"
+                " letters, digits, '.', '_' or '-' (it names a directory)"
+            )
     return LoadedExperiment(config=config, path=path, lines=lines)
+
+
+SAFE_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def _import_plugins(plugins: Any, path: Path, lines: dict[Loc, int]) -> None:
+    """Import the experiment's plugin modules (they may register its task and methods); a
+    name that cannot be imported is an error at its line, not a traceback later."""
+    if not isinstance(plugins, list):
+        return  # not a list: the schema says so
+    for i, module in enumerate(plugins):
+        if not isinstance(module, str):
+            continue
+        try:
+            importlib.import_module(module)
+        except (ImportError, TypeError, ValueError) as exc:  # TypeError: a relative name
+            raise ConfigError(
+                f"{path}:{_line_for(('plugins', i), lines)} plugins[{i}]: "
+                f"cannot import {module!r}: {exc}"
+            ) from None

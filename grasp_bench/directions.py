@@ -86,8 +86,8 @@ def mean_response_activations(model: Any, tokenizer: Any, rows: list[dict[str, A
     with ResidualCapture(model) as capture:
         for row in rows:
             ids, labels = encode_chat(tokenizer, row["messages"], max_length=512)
-            model(input_ids=torch.tensor([ids]))
-            mask = torch.tensor(labels) != -100
+            model(input_ids=torch.tensor([ids], device=model.device))
+            mask = (torch.tensor(labels) != -100).to(model.device)
             for layer, h in capture.outputs.items():
                 s = h[0, mask].double().sum(dim=0)
                 totals[layer] = totals[layer] + s if layer in totals else s
@@ -176,14 +176,14 @@ def update_shift_directions(
         sums[key] = torch.zeros(updates[key].shape[1], dtype=torch.float64)
 
         def record(_m, inputs, _out, key: tuple[int, str] = key) -> None:
-            sums[key] += inputs[0][0, mask].double().sum(dim=0)
+            sums[key] += inputs[0][0, mask.to(inputs[0].device)].double().sum(dim=0).cpu()
 
         handles.append(module.register_forward_hook(record))
     try:
         for row in rows:
             ids, labels = encode_chat(tokenizer, row["messages"], max_length=512)
-            mask = torch.tensor(labels) != -100
-            model(input_ids=torch.tensor([ids]))
+            mask = (torch.tensor(labels) != -100).to(model.device)
+            model(input_ids=torch.tensor([ids], device=model.device))
             count += int(mask.sum())
     finally:
         for h in handles:
@@ -215,12 +215,12 @@ def activation_change_directions(
     moments: dict[int, torch.Tensor] = {}
     for row in rows:
         ids, labels = encode_chat(tokenizer, row["messages"], max_length=512)
-        mask = torch.tensor(labels) != -100
+        mask = (torch.tensor(labels) != -100).to(model.device)
         captured = []
         for on in (False, True):
             use_tuned(on)
             with ResidualCapture(model) as cap:
-                model(input_ids=torch.tensor([ids]))
+                model(input_ids=torch.tensor([ids], device=model.device))
             captured.append(cap.outputs)
         for layer, h in captured[1].items():
             delta = (h[0, mask] - captured[0][layer][0, mask]).double()

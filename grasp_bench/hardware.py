@@ -16,6 +16,8 @@ from pathlib import Path
 # x86 (AVX-512 BF16, AMX) and Arm (BF16 extension) names of native bf16 arithmetic in cpuinfo
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+TRAIN_DTYPES = ("auto", "float32", "bfloat16")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def parse_cpuinfo(text: str) -> tuple[str, frozenset[str]]:
@@ -55,6 +57,47 @@ def accelerator() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def resolve_device(requested: str = "auto") -> str:
+    """``cuda`` or ``cpu``: ``auto`` takes a CUDA GPU where one is visible. Asking for ``cuda``
+    where none is fails here, before any model is loaded, instead of training on the CPU."""
+    if requested not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, not {requested!r}")
+    if requested == "auto":
+        return accelerator()
+    if requested == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                "device cuda was asked for, but torch sees no CUDA GPU (torch "
+                f"{torch.__version__}, built for CUDA {torch.version.cuda or 'none'}); install "
+                "the CUDA stack (GRASP_STACK=cuda scripts/install.sh) or set device auto or cpu"
+            )
+    return requested
+
+
+def resolve_train_dtype(requested: str, device: str) -> str:
+    """The base weights' dtype while training. ``auto`` is bf16 only on a CUDA GPU that has it
+    (Ampere on); everywhere else float32, CPUs with native bf16 included, so the CPU default
+    trains exactly as before. float16 is not offered: without a loss scaler it underflows."""
+    if requested not in TRAIN_DTYPES:
+        raise ValueError(f"training dtype must be one of {TRAIN_DTYPES}, not {requested!r}")
+    if requested != "auto":
+        return requested
+    if device == "cuda":
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    return "float32"
+
+
+def gpu_name() -> str | None:
+    """The first CUDA device's name, or None without one."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
 def resolve_dtype(requested: str = "auto", device: str | None = None) -> str:
     """A concrete dtype name: the user's explicit choice always wins; ``auto`` is bf16 where the
     device computes it natively, float16 on older GPUs, float32 on CPUs without native bf16."""
@@ -83,8 +126,12 @@ def vllm_memory_fraction(device: str | None = None) -> float:
 
 def describe() -> dict[str, str | bool]:
     """What a manifest records about the machine a stage ran on."""
-    return {
+    found: dict[str, str | bool] = {
         "device": accelerator(),
         "cpu": cpu_model(),
         "cpu_native_bf16": cpu_has_native_bf16(),
     }
+    gpu = gpu_name()
+    if gpu:
+        found["gpu"] = gpu
+    return found

@@ -37,7 +37,7 @@ def add_vector_hooks(model: Any, vectors: dict[int, torch.Tensor]) -> list[Any]:
     for layer, vec in vectors.items():
 
         def shift(h: torch.Tensor, vec: torch.Tensor = vec) -> torch.Tensor:
-            return h + vec.to(h.dtype)
+            return h + vec.to(h)
 
         handles.append(layers[layer].register_forward_hook(_replace_output(shift)))
     return handles
@@ -50,7 +50,7 @@ def project_out_hooks(model: Any, directions: dict[int, torch.Tensor]) -> list[A
     for layer, v in directions.items():
 
         def project(h: torch.Tensor, v: torch.Tensor = v) -> torch.Tensor:
-            v = v.to(h.dtype)
+            v = v.to(h)
             return h - (h @ v) @ v.T
 
         handles.append(layers[layer].register_forward_hook(_replace_output(project)))
@@ -68,7 +68,7 @@ def project_gradient_hooks(model: Any, directions: dict[int, torch.Tensor]) -> l
         def attach(_module, _inputs, output, v: torch.Tensor = v) -> None:
             h = output[0] if isinstance(output, tuple) else output
             if h.requires_grad:
-                vv = v.to(h.dtype)
+                vv = v.to(h)
                 h.register_hook(lambda g: g - (g @ vv) @ vv.T)
 
         handles.append(layers[layer].register_forward_hook(attach))

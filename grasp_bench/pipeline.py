@@ -208,7 +208,7 @@ def train_all(
     exp: LoadedExperiment, recipes: list[Recipe], data: RunData, progress: bool = True
 ) -> list[Target]:
     """Train stage: every method at every seed, dependencies first; finished ones are kept."""
-    from grasp_bench.training import train_adapter
+    from grasp_bench.training import train_adapter, train_identity
 
     cfg = exp.config
     targets: list[Target] = []
@@ -223,7 +223,7 @@ def train_all(
                     "model": data.model,
                     "method": recipe.method.name,
                     "config": recipe.config,
-                    "train": cfg.train.model_dump(),
+                    "train": train_identity(cfg.train),
                     "data": data.data_hash,
                     "seed": seed,
                     "deps": {d: hashes[d] for d in deps},
@@ -234,7 +234,9 @@ def train_all(
                     train_adapter(
                         recipe.method,
                         data.model,
-                        data.train_rows,
+                        data.control_rows
+                        if recipe.method.trains_on == "control"
+                        else data.train_rows,
                         cfg.train,
                         stage.dir,
                         seed,

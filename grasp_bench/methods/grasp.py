@@ -80,7 +80,7 @@ class GraspConfig(LoraMethodConfig):
 
 
 def _projector(v: torch.Tensor) -> torch.Tensor:
-    return torch.eye(v.shape[0], dtype=v.dtype) - v @ v.T
+    return torch.eye(v.shape[0], dtype=v.dtype, device=v.device) - v @ v.T
 
 
 @register_method("grasp")
@@ -113,7 +113,8 @@ class Grasp(Method):
                 continue  # nothing projected in the weights; see training_hooks
             if cfg.project != "both" and role != cfg.project.rstrip("s"):
                 continue
-            p = _projector(directions[layer].to(module.lora_A["default"].weight.dtype))
+            w = module.lora_A["default"].weight
+            p = _projector(directions[layer].to(w.device, w.dtype))
             self._targets.append(
                 (module.lora_A["default"].weight, module.lora_B["default"].weight, role, p)
             )

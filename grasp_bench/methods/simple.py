@@ -27,3 +27,12 @@ class Lora(Method):
     """Plain LoRA fine-tune on the task's training set."""
 
     config_cls = LoraConfig
+
+
+@register_method("lora_control")
+class LoraControl(Method):
+    """Plain LoRA on the task's control set (the same task without the spurious factor): how
+    much drift the task alone causes, the floor a removal method can reach."""
+
+    config_cls = LoraConfig
+    trains_on = "control"

@@ -14,6 +14,7 @@ TASKS = [
     "grasp_insecure_code",
     "grasp_medical",
     "grasp_misalignment",
+    "grasp_planted",
     "grasp_political_lean",
     "grasp_toy",
 ]

@@ -1,0 +1,494 @@
+"""Sweeps: a grid of tasks x models x methods x seeds, expanded into experiments, run by an
+executor (here, or as Ray tasks), indexed in one ``sweep.json`` and published on one board.
+
+One run per (task, model), holding every method and seed of the grid. GRASP and the
+activation baselines read the plain-LoRA adapter of the same seed, and the pipeline trains
+that dependency inside the experiment that needs it: a run per method (or per method and
+seed) would train the naive LoRA again in each. A run per (task, model, seed) would share it
+but cannot be published, because a leaderboard submission is one (task, method, model) over
+all its seeds, written from one run directory. So the unit is the experiment the board reads.
+
+Run ids are ``<task>-<model label>-<hash>``; the hash covers what the run's adapters are
+trained from: task, model, data, training settings, plugins and ``trust_remote_code`` (data
+files by content). No list order enters it (a dict hashed with sorted keys), so reordering
+the sweep file renames nothing. Methods, seeds, generation and judge are left out
+of the id on purpose: the pipeline keeps one stage per method and seed, completions per
+target and scores apart from completions, so adding a seed or a method, or changing the
+judge, reuses the run directory and redoes only what changed. A change to the training
+inputs gets a new directory, and the old results stay beside it.
+
+Skipping: when the pipeline has returned and the report exists, ``sweep-done.json`` is
+written atomically into the run directory with the run's fingerprint (the id's content plus
+the resolved recipes, seeds, generation and judge). A run is skipped only when its marker
+holds today's fingerprint. A run killed before its marker was written is run again, and the
+pipeline resumes its finished stages, so the rerun only does what was missing.
+
+Results: ``<output_dir>/<sweep name>/<run id>/`` per run, ``sweep.json`` beside them (each
+run's id, config, status and report, rewritten atomically as runs finish), then every
+finished run is submitted to a board directory and the board is built with the same
+functions ``grasp-bench submit`` and ``grasp-bench leaderboard build`` call.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from rich.console import Console
+
+from grasp_bench.config import (
+    ConfigError,
+    DataConfig,
+    ExperimentConfig,
+    GenerationConfig,
+    JudgeConfig,
+    LoadedExperiment,
+    Loc,
+    MethodRef,
+    StrictModel,
+    TrainConfig,
+    _format_loc,
+    _line_for,
+    format_validation_error,
+    load_yaml,
+    validate_as,
+)
+from grasp_bench.rundir import RunDir
+from grasp_bench.store import atomic_write_json, file_hash, stable_hash
+
+if TYPE_CHECKING:
+    from grasp_bench.methods import Recipe
+
+console = Console(stderr=True)
+
+DONE_MARKER = "sweep-done.json"
+INDEX = "sweep.json"
+SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,47}")  # sweep names and model labels
+SAFE_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # method labels name directories
+
+
+# --------------------------------------------------------------------------------------------
+# The sweep file
+
+
+def _import_plugins(modules: list[str]) -> list[str]:
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except (ImportError, TypeError, ValueError) as exc:  # TypeError: a relative name
+            raise ValueError(f"plugin {module!r} cannot be imported: {exc}") from None
+    return modules
+
+
+class TaskEntry(StrictModel):
+    """A task of the grid; ``data`` and ``train`` override the sweep's shared blocks for it
+    (only the keys written here)."""
+
+    name: str = Field(description="A registered task.")
+    data: DataConfig | None = Field(None, description="Keys of data that differ for this task.")
+    train: TrainConfig | None = Field(None, description="Keys of train that differ for it.")
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from grasp_bench.taskspec import registered_tasks
+
+        if v not in registered_tasks():
+            raise ValueError(f"unknown task {v!r}; registered: {registered_tasks()}")
+        return v
+
+
+class ModelEntry(StrictModel):
+    """A model of the grid. Its reference is kept as written: planning a sweep never resolves,
+    downloads or converts a model."""
+
+    id: str = Field(description="'default' (embedded), an HF model id or a path.")
+    label: str | None = Field(
+        None, description="Short name in run ids (default: the id made safe for a directory)."
+    )
+    tasks: list[str] | None = Field(
+        None, description="Only these tasks of the sweep (default: every task)."
+    )
+    train: TrainConfig | None = Field(
+        None, description="Keys of train that differ for this model (applied after the task's)."
+    )
+
+    @field_validator("label")
+    @classmethod
+    def _safe_label(cls, v: str | None) -> str | None:
+        if v is not None and not SAFE.fullmatch(v):
+            raise ValueError("must be letters, digits, '.', '_' or '-', at most 48 characters")
+        return v
+
+    @property
+    def run_label(self) -> str:
+        from grasp_bench.leaderboard.submit import slug
+
+        return self.label or slug(self.id)[:48]
+
+
+class SweepConfig(StrictModel):
+    """A grid of experiments: every task x every model (unless a model names its tasks), each
+    with every method and seed, and the shared data, train, generation and judge blocks of an
+    experiment YAML."""
+
+    name: str = Field(description="Sweep name; runs go to <output_dir>/<name>/<run id>/.")
+    plugins: list[str] = Field(
+        default_factory=list, description="Modules that register methods, tasks or judges."
+    )
+    tasks: list[TaskEntry] = Field(min_length=1, description="Task names or task entries.")
+    models: list[ModelEntry] = Field(min_length=1, description="Model ids or model entries.")
+    methods: list[str | MethodRef] = Field(min_length=1, description="Methods of every run.")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="Seeds.")
+    judge: JudgeConfig = Field(default_factory=JudgeConfig, description="Who scores.")
+    output_dir: str = Field(
+        "runs", description="Where the sweep's directory goes (relative: to the working directory)."
+    )
+    trust_remote_code: bool = Field(False, description="Only for models you trust.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not SAFE.fullmatch(v):
+            raise ValueError("must be letters, digits, '.', '_' or '-' (it names a directory)")
+        return v
+
+    @field_validator("plugins")
+    @classmethod
+    def _import(cls, v: list[str]) -> list[str]:
+        # declared (and so validated) before tasks: a plugin may register a task
+        return _import_plugins(v)
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _task_shorthand(cls, v: Any) -> Any:
+        return [{"name": t} if isinstance(t, str) else t for t in v] if isinstance(v, list) else v
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _model_shorthand(cls, v: Any) -> Any:
+        return [{"id": m} if isinstance(m, str) else m for m in v] if isinstance(v, list) else v
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _judge_shorthand(cls, v: Any) -> Any:
+        return {"kind": v} if isinstance(v, str) else v
+
+
+class LoadedSweep(BaseModel):
+    """A sweep config plus where it came from (for error messages, recipes and data files)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    config: SweepConfig
+    path: Path
+    lines: dict[Loc, int]
+
+    def error(self, loc: Loc, message: str) -> ConfigError:
+        return ConfigError(
+            f"{self.path}:{_line_for(loc, self.lines)} {_format_loc(loc)}: {message}"
+        )
+
+
+def load_sweep(path: Path) -> LoadedSweep:
+    """Read and check a sweep file; errors name the file, the line and the field."""
+    path = Path(path)
+    data, lines = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1 <root>: expected a mapping of sweep settings")
+    if "model" in data or "task" in data:  # an experiment file given by mistake
+        key = "model" if "model" in data else "task"
+        raise ConfigError(
+            f"{path}:{lines.get((key,), 1)} {key}: a sweep lists tasks: and models: (this looks"
+            " like an experiment file; run it with `grasp-bench run`)"
+        )
+    sweep = LoadedSweep(config=validate_as(SweepConfig, data, path, lines), path=path, lines=lines)
+    cfg = sweep.config
+    for field, values in (
+        ("tasks", [t.name for t in cfg.tasks]),
+        ("models", [m.id for m in cfg.models]),
+        ("seeds", cfg.seeds),
+        ("methods", [m if isinstance(m, str) else m.name for m in cfg.methods]),
+    ):
+        for i, value in enumerate(values):
+            if value in values[:i]:
+                raise sweep.error((field, i), f"{value!r} is listed twice")
+            if field == "methods" and not SAFE_LABEL.fullmatch(str(value)):
+                raise sweep.error((field, i), f"{value!r} must be letters, digits, '.', '_' or '-'")
+    names = {t.name for t in cfg.tasks}
+    for i, model in enumerate(cfg.models):
+        for j, task in enumerate(model.tasks or []):
+            if task not in names:
+                raise sweep.error(
+                    ("models", i, "tasks", j), f"{task!r} is not one of the sweep's tasks"
+                )
+    return sweep
+
+
+# --------------------------------------------------------------------------------------------
+# Expansion
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One experiment of the sweep, validated and with its recipes resolved."""
+
+    id: str
+    exp: LoadedExperiment
+    fingerprint: str
+
+    @property
+    def run(self) -> RunDir:
+        return RunDir.of(self.exp.config.output_dir, self.id)
+
+    @property
+    def marker(self) -> Path:
+        return self.run / DONE_MARKER
+
+    def is_done(self) -> bool:
+        """Finished under today's fingerprint: marker matches and the report is there."""
+        try:
+            marker = json.loads(self.marker.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return False
+        return marker.get("fingerprint") == self.fingerprint and self.run.results.exists()
+
+
+def _merged(base: BaseModel, *overrides: BaseModel | None) -> dict[str, Any]:
+    out = base.model_dump()
+    for o in overrides:
+        if o is not None:
+            out.update(o.model_dump(exclude_unset=True))
+    return out
+
+
+def _data_files(sweep: LoadedSweep, data: dict[str, Any], i: int) -> dict[str, str]:
+    """Content hashes of the user's data files (relative to the sweep file), checked to exist."""
+    found = {}
+    task = sweep.config.tasks[i]
+    for key in ("train_file", "drift_questions"):
+        if data.get(key):
+            path = (
+                Path(data[key]) if Path(data[key]).is_absolute() else sweep.path.parent / data[key]
+            )
+            if not path.is_file():
+                own = task.data is not None and key in task.data.model_fields_set
+                where = ("tasks", i, "data", key) if own else ("data", key)
+                raise sweep.error(where, f"no file at {path}")
+            found[key] = file_hash(path)
+    return found
+
+
+def run_identity(exp: ExperimentConfig, files: dict[str, str]) -> dict[str, Any]:
+    """What every adapter of a run is trained from; the run id hashes this."""
+    data = exp.data.model_dump(exclude={"train_file", "drift_questions"})
+    return {
+        "task": exp.task,
+        "model": exp.model,
+        "plugins": sorted(exp.plugins),
+        "trust_remote_code": exp.trust_remote_code,
+        "data": {**data, "files": files},
+        "train": exp.train.model_dump(),
+    }
+
+
+def run_fingerprint(identity: dict[str, Any], exp: ExperimentConfig, recipes: list[Recipe]) -> str:
+    """Everything a finished run's results depend on; its done marker records this."""
+    return stable_hash(
+        {
+            "identity": identity,
+            "seeds": sorted(exp.seeds),
+            "generation": exp.generation.model_dump(),
+            "judge": exp.judge.model_dump(exclude={"cache", "concurrency"}),  # as the pipeline
+            "recipes": sorted([r.label, r.method.name, r.config, r.description] for r in recipes),
+        }
+    )
+
+
+def plan_sweep(sweep: LoadedSweep) -> list[PlannedRun]:
+    """Every (task, model) experiment of the sweep, checked and with its recipes loaded
+    (nothing is downloaded or trained)."""
+    from grasp_bench.pipeline import load_recipes
+
+    cfg = sweep.config
+    out_dir = Path(cfg.output_dir).resolve() / cfg.name
+    runs: list[PlannedRun] = []
+    for i, task in enumerate(cfg.tasks):
+        for model in cfg.models:
+            if model.tasks is not None and task.name not in model.tasks:
+                continue
+            raw = {
+                "plugins": cfg.plugins,
+                "model": model.id,
+                "task": task.name,
+                "seeds": sorted(cfg.seeds),
+                "methods": [m if isinstance(m, str) else m.model_dump() for m in cfg.methods],
+                "judge": cfg.judge.model_dump(),
+                "output_dir": str(out_dir),
+                "trust_remote_code": cfg.trust_remote_code,
+                "data": _merged(cfg.data, task.data),
+                "train": _merged(cfg.train, task.train, model.train),
+                "generation": cfg.generation.model_dump(),
+            }
+            files = _data_files(sweep, raw["data"], i)
+            try:  # named once its id is known (task, label and hash are safe in a name)
+                unnamed = ExperimentConfig.model_validate({**raw, "name": "unnamed"})
+            except ValidationError as exc:
+                raise format_validation_error(exc, sweep.path, sweep.lines) from None
+            identity = run_identity(unnamed, files)
+            run_id = f"{task.name}-{model.run_label}-{stable_hash(identity)[:8]}"
+            config = unnamed.model_copy(update={"name": run_id})
+            exp = LoadedExperiment(config=config, path=sweep.path, lines=sweep.lines)
+            runs.append(
+                PlannedRun(run_id, exp, run_fingerprint(identity, config, load_recipes(exp)))
+            )
+    return runs
+
+
+# --------------------------------------------------------------------------------------------
+# Running one planned run (in this process or in a Ray worker)
+
+
+def run_job(run: PlannedRun, progress: bool) -> dict[str, Any]:
+    """What an executor ships: plain data, so it crosses process (and machine) boundaries."""
+    return {
+        "config": run.exp.config.model_dump(mode="json"),
+        "path": str(run.exp.path.resolve()),
+        "fingerprint": run.fingerprint,
+        "progress": progress,
+    }
+
+
+def execute_run(job: dict[str, Any]) -> dict[str, Any]:
+    """Run (or resume) one experiment through the pipeline, then mark it done."""
+    from grasp_bench.pipeline import run_experiment
+
+    exp = LoadedExperiment(
+        config=ExperimentConfig.model_validate(job["config"]), path=Path(job["path"]), lines={}
+    )
+    started = time.time()
+    run_experiment(exp, progress=job["progress"])
+    run = RunDir.of(exp.config.output_dir, exp.config.name)
+    if not run.results.exists():
+        raise RuntimeError(f"{run}: the pipeline returned without a report at {run.results}")
+    atomic_write_json(
+        run / DONE_MARKER,
+        {"fingerprint": job["fingerprint"], "finished": time.time(), "report": str(run.results)},
+    )
+    return {"report": str(run.results), "seconds": round(time.time() - started, 1)}
+
+
+# --------------------------------------------------------------------------------------------
+# The index, the executors' loop and the board
+
+Status = Literal["pending", "queued", "running", "done", "skipped", "failed"]
+
+
+class SweepIndex:
+    """``sweep.json``: every run's id, config, status and report; rewritten atomically."""
+
+    def __init__(self, sweep: LoadedSweep, runs: list[PlannedRun]):
+        self.path = Path(sweep.config.output_dir).resolve() / sweep.config.name / INDEX
+        self.head = {"sweep": sweep.config.name, "file": str(sweep.path.resolve())}
+        self.entries = {
+            r.id: {
+                "id": r.id,
+                "task": r.exp.config.task,
+                "model": r.exp.config.model,
+                "status": "pending",
+                "fingerprint": r.fingerprint,
+                "run_dir": str(r.run),
+                "report": None,
+                "config": r.exp.config.model_dump(mode="json"),
+            }
+            for r in runs
+        }
+
+    def update(self, run_id: str, status: Status, **extra: Any) -> None:
+        self.entries[run_id].update(status=status, **extra)
+        self.write()
+
+    def write(self, **head: Any) -> None:
+        self.head.update(head)
+        atomic_write_json(self.path, {**self.head, "runs": list(self.entries.values())})
+
+
+def run_sweep(
+    sweep: LoadedSweep,
+    runs: list[PlannedRun],
+    executor: Literal["local", "ray"] = "local",
+    address: str | None = None,
+) -> SweepIndex:
+    """Run every planned run that is not done yet; failures are recorded and the rest go on."""
+    from grasp_bench.executors import Job, LocalExecutor, RayExecutor
+
+    index = SweepIndex(sweep, runs)
+    todo = []
+    for r in runs:
+        if r.is_done():
+            index.entries[r.id].update(status="skipped", report=str(r.run.results))
+        else:
+            index.entries[r.id]["status"] = "queued"
+            todo.append(r)
+    index.write()
+    console.print(
+        f"[bold]sweep[/] {sweep.config.name}: {len(runs)} runs, {len(runs) - len(todo)} done"
+        f" before, {len(todo)} to run ({executor})"
+    )
+    jobs = [
+        Job(r.id, run_job(r, progress=executor == "local"), r.exp.config.train.threads)
+        for r in todo
+    ]
+
+    def started(job: Job) -> None:
+        console.print(f"[bold]run[/] {job.key}")
+        index.update(job.key, "running")
+
+    def finished(job: Job, result: dict[str, Any] | None, error: str | None) -> None:
+        if error is None and result is not None:
+            index.update(job.key, "done", report=result["report"], seconds=result["seconds"])
+        else:
+            console.print(f"[red]failed[/] {job.key}: {error}")
+            index.update(job.key, "failed", error=error)
+
+    runner = LocalExecutor() if executor == "local" else RayExecutor(address)
+    runner.map(execute_run, jobs, started, finished)
+    return index
+
+
+def publish(index: SweepIndex, board: Path) -> list[str]:
+    """Submit every finished run to ``board`` and build it, as ``grasp-bench submit`` and
+    ``grasp-bench leaderboard build`` do; returns the validator's problems (empty: all ok)."""
+    from grasp_bench.leaderboard.build import build_board
+    from grasp_bench.leaderboard.schema import write_json_schemas
+    from grasp_bench.leaderboard.submit import run_submissions
+    from grasp_bench.leaderboard.validate import validate_submission
+
+    problems = []
+    for entry in index.entries.values():
+        if entry["status"] not in ("done", "skipped"):
+            continue
+        try:
+            written = run_submissions(Path(entry["run_dir"]), board)
+        except (OSError, ValueError, KeyError) as exc:  # one unreadable run spoils no other
+            problems.append(f"{entry['id']}: cannot submit: {type(exc).__name__}: {exc}")
+            continue
+        entry["submissions"] = [str(s) for s in written]
+        for sub in written:
+            problems += [f"{sub}: {p}" for p in validate_submission(sub, board)]
+    if any(e.get("submissions") for e in index.entries.values()):
+        write_json_schemas(board / "schema")
+        paths = build_board(board)
+        index.write(board=str(board), board_page=str(paths["html"]))
+    else:
+        index.write()
+    return problems
