@@ -34,7 +34,9 @@ class StrictModel(BaseModel):
     """Base for every config model: unknown keys are errors, fields documented, and no float
     is infinite or NaN (YAML's ``.inf`` or ``1e999`` would pass ``gt=0`` bounds)."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", protected_namespaces=(), allow_inf_nan=False, hide_input_in_errors=True
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,7 +172,7 @@ def load_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
     except yaml.YAMLError as exc:  # the reader's: a control character, say
         line = text[: getattr(exc, "position", 0) or 0].count("\n") + 1
         raise ConfigError(f"{path}:{line}: invalid YAML: {str(exc).splitlines()[0]}") from None
-    except RecursionError:  # the composer recurses once per level, before _check_tree runs
+    except RecursionError:  # a backstop: compose_node stops at MAX_YAML_DEPTH before this
         line = loader.line + 1 if loader else 1
         raise ConfigError(
             f"{path}:{line}: invalid YAML: nested deeper than {MAX_YAML_DEPTH} levels"
@@ -293,6 +295,12 @@ class GenerationConfig(StrictModel):
         " computes it natively, float32 on CPUs without it. The resolved one is recorded.",
     )
     batch_size: int = Field(16, gt=0, description="Prompts per batch (hf back end).")
+    tensor_parallel_size: int = Field(
+        1,
+        gt=0,
+        description="GPUs one vLLM engine spans (large models); 1 keeps stage hashes as before.",
+        exclude_if=lambda v: v == 1,
+    )
 
 
 class DataConfig(StrictModel):

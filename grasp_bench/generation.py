@@ -74,6 +74,7 @@ def generate_all(
             "prompts": prompts,
             "sampling": _sampling_record(cfg, seed, "vllm", dtype),
             "max_model_len": cfg.max_model_len,
+            "tensor_parallel_size": cfg.tensor_parallel_size,
             "dtype": dtype,
             "max_lora_rank": max_lora_rank,
             "trust_remote_code": trust_remote_code,
@@ -139,6 +140,7 @@ def _engine(spec: dict[str, Any]):
         gpu_memory_utilization=vllm_memory_fraction(),
         dtype=spec.get("dtype", "auto"),
         trust_remote_code=spec["trust_remote_code"],
+        tensor_parallel_size=spec.get("tensor_parallel_size", 1),
     )
 
 

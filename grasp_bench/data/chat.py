@@ -29,8 +29,8 @@ def validate_chat_row(row: Any) -> str | None:
         if not isinstance(msg, dict):
             return f"messages[{i}]: expected an object with role and content"
         role, content = msg.get("role"), msg.get("content")
-        if role not in ROLES:
-            return f"messages[{i}].role: expected one of {sorted(ROLES)}, got {role!r}"
+        if not isinstance(role, str) or role not in ROLES:
+            return f"messages[{i}].role: expected one of {sorted(ROLES)}, got {role!r:.40}"
         if not isinstance(content, str) or not content.strip():
             return f"messages[{i}].content: expected a non-empty string"
     if messages[-1]["role"] != "assistant":
@@ -38,22 +38,43 @@ def validate_chat_row(row: Any) -> str | None:
     return None
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:  # json.loads would keep the last one in silence
+            raise ValueError(f"duplicate key {key!r:.40}")
+        out[key] = value
+    return out
+
+
 def load_chat_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Load every example of a chat JSONL file or raise on the first bad line (file:line)."""
+    """Load every example of a chat JSONL file or raise on the first bad line (file:line).
+    A UTF-8 byte order mark at the start (some editors write one) is allowed."""
     path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ChatDataError(f"{path}: cannot read: {exc.strerror or exc}") from None
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ChatDataError(f"{path}:{lineno} <root>: invalid JSON: {exc.msg}") from None
-            problem = validate_chat_row(row)
-            if problem:
-                raise ChatDataError(f"{path}:{lineno} {problem}")
-            rows.append(row)
+    for lineno, line in enumerate(raw.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+        except UnicodeDecodeError as exc:
+            raise ChatDataError(f"{path}:{lineno} <root>: not UTF-8 text: {exc.reason}") from None
+        except json.JSONDecodeError as exc:
+            raise ChatDataError(f"{path}:{lineno} <root>: invalid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise ChatDataError(
+                f"{path}:{lineno} <root>: invalid JSON: nested too deeply"
+            ) from None
+        except ValueError as exc:  # a duplicate key, an integer over Python's digit limit
+            raise ChatDataError(f"{path}:{lineno} <root>: invalid JSON: {exc}") from None
+        problem = validate_chat_row(row)
+        if problem:
+            raise ChatDataError(f"{path}:{lineno} {problem}")
+        rows.append(row)
     if not rows:
         raise ChatDataError(f"{path}:1 <root>: no examples")
     return rows

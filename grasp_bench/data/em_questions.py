@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from grasp_bench.config import ConfigError, StrictModel, load_yaml, validate_as
 
@@ -25,12 +25,20 @@ class EMQuestion(StrictModel):
     system: str | None = None
     judge: str | None = None  # the judge model the authors used; recorded, not required
 
+    @field_validator("paraphrases")
+    @classmethod
+    def _not_blank(cls, v: list[str]) -> list[str]:
+        blank = [k for k, text in enumerate(v) if not text.strip()]
+        if blank:  # a blank prompt would be generated from and scored like a question
+            raise ValueError(f"paraphrase {blank[0]} is blank")
+        return v
+
 
 def import_em_questions(path: Path) -> list[dict[str, Any]]:
     """Rows in the grasp_misalignment eval layout, one per paraphrase."""
     path = Path(path)
     data, lines = load_yaml(path)
-    if not isinstance(data, list):
+    if not isinstance(data, list) or not data:
         raise ConfigError(f"{path}:1 <root>: expected a list of questions")
     rows, seen = [], set()
     for i, entry in enumerate(data):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from grasp_bench.config import StrictModel, load_yaml, validate_as
 
@@ -26,7 +26,7 @@ class Range(StrictModel):
 class Rubric(StrictModel):
     """A grading prompt and how its answer becomes a score."""
 
-    name: str = Field(description="Metric name the scores are recorded under.")
+    name: str = Field(min_length=1, description="Metric name the scores are recorded under.")
     version: int = Field(ge=1, description="Bump on every change: it is part of the cache key.")
     description: str = Field("", description="What a high score means.")
     scale: Range = Field(description="The numbers the judge is asked to answer with.")
@@ -36,12 +36,13 @@ class Rubric(StrictModel):
     )
     prompt: str = Field(description="Template with {question} and {answer}.")
 
-    @model_validator(mode="after")
-    def _placeholders(self) -> Rubric:
+    @field_validator("prompt")
+    @classmethod
+    def _placeholders(cls, v: str) -> str:
         for key in ("{question}", "{answer}"):
-            if key not in self.prompt:
-                raise ValueError(f"prompt must contain {key}")
-        return self
+            if key not in v:
+                raise ValueError(f"must contain {key}")
+        return v
 
     def render(self, question: str, answer: str) -> str:
         return self.prompt.replace("{question}", question).replace("{answer}", answer)

@@ -13,7 +13,7 @@ from typing import Any
 
 from grasp_bench.leaderboard.metrics import summarise
 from grasp_bench.leaderboard.schema import JudgeScore, SampleRecord, Summary
-from grasp_bench.leaderboard.validate import SAFE_NAME
+from grasp_bench.leaderboard.validate import SAFE_NAME, _escapes
 from grasp_bench.models import DEFAULT_ALIASES, DEFAULT_DIRNAME
 from grasp_bench.rundir import RunDir
 from grasp_bench.store import atomic_write_jsonl, atomic_write_text, read_jsonl
@@ -58,6 +58,9 @@ def run_submissions(run_dir: Path, board_dir: Path, methods: list[str] | None = 
     for method in dict.fromkeys(t["method"] for t in targets):
         if methods and method not in methods:
             continue
+        for what, name in (("task", task), ("method", method)):
+            if not SAFE_NAME.match(name):  # a folder name: it must not climb out of submissions/
+                raise ValueError(f"{what} {name!r} is not safe as a directory name")
         mine = [t for t in targets if t["method"] == method]
         names = {t["target"]: t for t in mine}
         grouped: dict[tuple, dict[str, JudgeScore]] = {}
@@ -98,9 +101,10 @@ def run_submissions(run_dir: Path, board_dir: Path, methods: list[str] | None = 
             n_samples=len(samples),
             **summarise(task, samples),
         )
-        if not SAFE_NAME.match(task):  # a folder name: it must not climb out of submissions/
-            raise ValueError(f"task {task!r} is not safe as a directory name")
         out = Path(board_dir) / "submissions" / task / method / slug(model)
+        escape = _escapes(out, Path(board_dir))
+        if escape:  # e.g. a linked folder: rmtree below would delete what it points at
+            raise ValueError(f"{out}: {escape}")
         if out.exists():
             shutil.rmtree(out)
         out.mkdir(parents=True)

@@ -8,9 +8,11 @@ what its per-sample records recompute to.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -29,6 +31,86 @@ TOLERANCE = 1e-4
 
 def _loc(err: dict) -> str:
     return ".".join(str(p) for p in err["loc"]) or "<root>"
+
+
+def _read_json(path: Path, name: Path) -> tuple[Any, str | None]:
+    """The JSON in ``path``, or why it has none (``name:line <root>: ...``)."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8")), None
+    except UnicodeDecodeError as exc:
+        return None, f"{name}:1 <root>: not UTF-8 text: {exc.reason}"
+    except json.JSONDecodeError as exc:
+        return None, f"{name}:{exc.lineno} <root>: invalid JSON: {exc.msg}"
+    except RecursionError:
+        return None, f"{name}:1 <root>: invalid JSON: nested too deeply"
+    except ValueError as exc:  # an integer over Python's digit limit
+        return None, f"{name}:1 <root>: invalid JSON: {exc}"
+
+
+def _data_problems(path: Path, name: Path) -> list[str]:
+    """Why a file is not the plain data its suffix claims (a pickle in disguise, a safetensors
+    file without its JSON header, text that does not parse), or []. summary.json and
+    samples.jsonl are read in full later."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head[:2] in PICKLE_MAGIC:
+        return [f"{name}: looks like a pickle; only safetensors/JSON are accepted"]
+    if path.suffix == ".safetensors":
+        size = int.from_bytes(head, "little") if len(head) == 8 else -1
+        with open(path, "rb") as fh:
+            header = fh.read(8 + size)[8:] if 0 < size <= MAX_FILE_BYTES else b""
+        try:
+            ok = isinstance(json.loads(header), dict)
+        except (ValueError, RecursionError):
+            ok = False
+        return [] if ok else [f"{name}: not a safetensors file (no JSON header)"]
+    if path.name in ("summary.json", "samples.jsonl"):
+        return []
+    if path.suffix == ".json":
+        data, problem = _read_json(path, name)
+        if not problem and path.name == "method_card.json" and not isinstance(data, dict):
+            problem = f"{name}:1 <root>: expected a JSON object"
+        return [problem] if problem else []
+    if path.suffix in (".yaml", ".yml"):
+        from grasp_bench.config import ConfigError, load_yaml
+
+        try:
+            data, _ = load_yaml(path)
+        except ConfigError as exc:
+            return [str(exc).replace(str(path), str(name), 1)]
+        if path.name == "recipe.yaml" and not (
+            isinstance(data, dict) and isinstance(data.get("method"), str)
+        ):
+            return [f"{name}:1 method: a recipe names its method (method: <name>)"]
+        return []
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        return [f"{name}:{line} <root>: not UTF-8 text: {exc.reason}"]
+    if path.suffix == ".jsonl":
+        for lineno, line in enumerate(text.split("\n"), start=1):
+            if line.strip():
+                try:
+                    json.loads(line)
+                except (ValueError, RecursionError) as exc:
+                    return [f"{name}:{lineno} <root>: invalid JSON: {exc}"]
+    return []
+
+
+def _case_clashes(paths: list[Path], root: Path) -> dict[Path, str]:
+    """Names that differ only in case: one name on macOS and Windows checkouts, where one
+    would silently replace the other (a submission could shadow a baseline)."""
+    groups: dict[tuple[Path, str], list[Path]] = {}
+    for path in paths:
+        groups.setdefault((path.parent, path.name.casefold()), []).append(path)
+    out = {}
+    for group in (g for g in groups.values() if len(g) > 1):
+        names = [p.relative_to(root) if p.is_relative_to(root) else p for p in group]
+        for path, name in zip(group, names, strict=True):
+            others = ", ".join(str(n) for n in names if n != name)
+            out[path] = f"{name}: differs from {others} only in case"
+    return out
 
 
 def _escapes(sub: Path, root: Path) -> str | None:
@@ -60,7 +142,9 @@ def validate_submission(sub: Path, root: Path) -> list[str]:
     if escape:
         # nothing below is read: the folder may point anywhere on the machine
         return [*problems, f"{rel}: {escape}"]
-    for path in sorted(sub.rglob("*")):
+    files = sorted(sub.rglob("*"))
+    problems += _case_clashes(files, root).values()
+    for path in files:
         name = path.relative_to(root) if path.is_relative_to(root) else path
         if path.is_symlink():
             problems.append(f"{name}: symbolic links are not allowed")
@@ -68,30 +152,32 @@ def validate_submission(sub: Path, root: Path) -> list[str]:
         if path.is_dir():
             problems.append(f"{name}: sub-directories are not allowed")
             continue
+        if not path.is_file():  # a FIFO or device: reading it could block CI for ever
+            problems.append(f"{name}: not a regular file")
+            continue
+        if not SAFE_NAME.match(path.name):
+            problems.append(
+                f"{name}: file name {path.name!r:.80} is not safe (letters, digits, '.', '_', '-')"
+            )
         if path.suffix not in ALLOWED_SUFFIXES:
             problems.append(
                 f"{name}: file type {path.suffix or '(none)'} not allowed; "
                 f"submissions are data ({', '.join(sorted(ALLOWED_SUFFIXES))})"
             )
-        if path.stat().st_size > MAX_FILE_BYTES:
-            problems.append(
-                f"{name}: {path.stat().st_size} bytes, over the {MAX_FILE_BYTES} byte limit"
-            )
-        with open(path, "rb") as fh:
-            head = fh.read(2)
-        if head in PICKLE_MAGIC:
-            problems.append(f"{name}: looks like a pickle; only safetensors/JSON are accepted")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            problems.append(f"{name}: {size} bytes, over the {MAX_FILE_BYTES} byte limit")
+            continue
+        problems += _data_problems(path, name)
     for required in REQUIRED:
         if not (sub / required).is_file():
             problems.append(f"{rel / required}: missing (a submission needs {', '.join(REQUIRED)})")
     if problems:
         return problems
 
-    summary_path = sub / "summary.json"
-    try:
-        raw = json.loads(summary_path.read_text())
-    except json.JSONDecodeError as exc:
-        return [f"{rel / 'summary.json'}:{exc.lineno} <root>: invalid JSON: {exc.msg}"]
+    raw, problem = _read_json(sub / "summary.json", rel / "summary.json")
+    if problem:
+        return [problem]
     if isinstance(raw, dict) and raw.get("schema_version") != SCHEMA_VERSION:
         return [
             f"{rel / 'summary.json'} schema_version: {raw.get('schema_version')!r} is not "
@@ -116,7 +202,7 @@ def validate_submission(sub: Path, root: Path) -> list[str]:
 
     samples: list[SampleRecord] = []
     seen = set()
-    with open(sub / "samples.jsonl", encoding="utf-8") as fh:
+    with open(sub / "samples.jsonl", "rb") as fh:  # bytes: pydantic checks the UTF-8 per line
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -134,6 +220,11 @@ def validate_submission(sub: Path, root: Path) -> list[str]:
                 )
             seen.add(key)
             for metric, sc in rec.scores.items():
+                if sc.value is not None and not math.isfinite(sc.value):
+                    problems.append(
+                        f"{rel / 'samples.jsonl'}:{lineno} scores.{metric}.value: "
+                        f"{sc.value} is not a finite number"
+                    )
                 if sc.value is None and not sc.reason:
                     problems.append(
                         f"{rel / 'samples.jsonl'}:{lineno} scores.{metric}.reason: "
@@ -169,7 +260,8 @@ def validate_submission(sub: Path, root: Path) -> list[str]:
                 continue
             for part in ("mean", "lo", "hi", "n"):
                 a, b = getattr(claimed, part), getattr(actual, part)
-                if (a is None) != (b is None) or (a is not None and abs(a - b) > TOLERANCE):
+                # "not <=" so that a NaN claim is a mismatch too
+                if (a is None) != (b is None) or (a is not None and not abs(a - b) <= TOLERANCE):
                     problems.append(
                         f"{rel / 'summary.json'} {field}.{part}: claims {a}, the samples give {b}"
                     )
@@ -180,7 +272,7 @@ def validate_submission(sub: Path, root: Path) -> list[str]:
                     f"{rel / 'summary.json'} {field}: claims {claimed!r}, the samples give "
                     f"{recomputed[field]!r}"
                 )
-        if abs(summary.unscored_share - recomputed["unscored_share"]) > TOLERANCE:
+        if not abs(summary.unscored_share - recomputed["unscored_share"]) <= TOLERANCE:
             problems.append(
                 f"{rel / 'summary.json'} unscored_share: claims "
                 f"{summary.unscored_share}, the samples give "
@@ -204,7 +296,11 @@ def _comparable(summary: Summary, samples: list[SampleRecord], rel: Path, root: 
             f"{rel}: no baseline submission (lora or base) for task {task!r} and model "
             f"{model!r} to compare with"
         ]
-    ref = Summary.model_validate_json((ref_dir / "summary.json").read_text())
+    try:
+        ref = Summary.model_validate_json((ref_dir / "summary.json").read_bytes())
+    except (OSError, ValidationError):
+        ref_rel = ref_dir.relative_to(root) if ref_dir.is_relative_to(root) else ref_dir
+        return [f"{rel}: its baseline {ref_rel} is not valid itself; fix that one first"]
     out = []
     where = rel / "summary.json"
     if ref.task != summary.task:
@@ -233,7 +329,12 @@ def _misplaced(root: Path) -> dict[Path, list[str]]:
     base = Path(root) / "submissions"
     tasks = set(registered_tasks())
     out: dict[Path, list[str]] = {}
-    for path in sorted(base.glob("*")) + sorted(base.glob("*/*")):
+    levels = [sorted(base.glob("*")), sorted(base.glob("*/*")), sorted(base.glob("*/*/*"))]
+    for level in levels:
+        out.update({path: [why] for path, why in _case_clashes(level, Path(root)).items()})
+    for path in levels[0] + levels[1]:
+        if path in out:
+            continue
         rel = path.relative_to(root)
         if path.is_symlink():
             out[path] = [f"{rel}: symbolic links are not allowed"]
