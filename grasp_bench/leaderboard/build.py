@@ -35,6 +35,7 @@ from grasp_bench.leaderboard.page import (
 from grasp_bench.leaderboard.schema import SampleRecord, Summary
 from grasp_bench.leaderboard.submit import slug
 from grasp_bench.leaderboard.validate import submission_dirs
+from grasp_bench.locks import exclusive
 from grasp_bench.report import tradeoff_png
 from grasp_bench.stats import paired_difference
 from grasp_bench.store import atomic_write_bytes, atomic_write_text
@@ -367,8 +368,13 @@ def _remove_stale(root: Path, folder: str, suffix: str, written: set[str]) -> No
 
 def build_board(root: Path) -> dict[str, Path]:
     """Write leaderboard.csv, csv/<task>.csv, README.md, plots/*.png, board.json and
-    index.html under ``root``."""
-    root = Path(root)
+    index.html under ``root``, holding the board's lock (a submit or another build on it fails
+    at once). Each file is replaced atomically; after a crash, the same build rewrites them all."""
+    with exclusive(root, "leaderboard"):
+        return _build_board(Path(root))
+
+
+def _build_board(root: Path) -> dict[str, Path]:
     calibrations = load_calibrations(root)
     df = collect(root, calibrations)
     out = {"csv": root / "leaderboard.csv", "md": root / "README.md", "html": root / "index.html"}

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,10 @@ from typing import Any
 from grasp_bench.leaderboard.metrics import summarise
 from grasp_bench.leaderboard.schema import JudgeScore, SampleRecord, Summary
 from grasp_bench.leaderboard.validate import SAFE_NAME, _escapes
+from grasp_bench.locks import exclusive
 from grasp_bench.models import DEFAULT_ALIASES, DEFAULT_DIRNAME
 from grasp_bench.rundir import RunDir
-from grasp_bench.store import atomic_write_jsonl, atomic_write_text, read_jsonl
+from grasp_bench.store import TMP_SUFFIX, atomic_write_jsonl, atomic_write_text, read_jsonl
 
 
 def slug(model: str) -> str:
@@ -38,7 +41,16 @@ def _judge_name(judge: dict[str, Any]) -> str:
 
 
 def run_submissions(run_dir: Path, board_dir: Path, methods: list[str] | None = None) -> list[Path]:
-    """Write a submission per method of the run (or the chosen ones); returns their dirs."""
+    """Write a submission per method of the run (or the chosen ones); returns their dirs.
+
+    Holds the board's lock (another submit or build on it fails at once), and each submission
+    is written into a staging folder and moved into place whole, so a reader, or a rerun after
+    a crash, never finds half of one."""
+    with exclusive(board_dir, "leaderboard"):
+        return _write_submissions(Path(run_dir), Path(board_dir), methods)
+
+
+def _write_submissions(run_dir: Path, board_dir: Path, methods: list[str] | None) -> list[Path]:
     run = RunDir(Path(run_dir))
     report = json.loads(run.results.read_text())
     exp = report["meta"]["experiment"]
@@ -103,26 +115,53 @@ def run_submissions(run_dir: Path, board_dir: Path, methods: list[str] | None = 
         )
         out = Path(board_dir) / "submissions" / task / method / slug(model)
         escape = _escapes(out, Path(board_dir))
-        if escape:  # e.g. a linked folder: rmtree below would delete what it points at
+        if escape:  # e.g. a linked folder: replacing it would delete what it points at
             raise ValueError(f"{out}: {escape}")
-        if out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
-        atomic_write_jsonl(out / "samples.jsonl", [s.model_dump(mode="json") for s in samples])
-        atomic_write_text(
-            out / "summary.json",
-            json.dumps(summary.model_dump(mode="json"), indent=2, sort_keys=True) + "\n",
-        )
-        _copy_recipe(run, recipes.get(method), method, out)
-        card = run.adapter(f"{method}-s{mine[0]['seed']}") / "method_card.json"
-        if card.exists():
-            data = json.loads(card.read_text())
-            data.pop("derived_from", None)  # local paths say nothing to readers
-            atomic_write_text(
-                out / "method_card.json", json.dumps(_scrub(data), indent=2, sort_keys=True) + "\n"
+        staged = _temporary(board_dir, "submission")
+        staged.mkdir()
+        try:
+            atomic_write_jsonl(
+                staged / "samples.jsonl", [s.model_dump(mode="json") for s in samples]
             )
+            atomic_write_text(
+                staged / "summary.json",
+                json.dumps(summary.model_dump(mode="json"), indent=2, sort_keys=True) + "\n",
+            )
+            _copy_recipe(run, recipes.get(method), method, staged)
+            card = run.adapter(f"{method}-s{mine[0]['seed']}") / "method_card.json"
+            if card.exists():
+                data = json.loads(card.read_text())
+                data.pop("derived_from", None)  # local paths say nothing to readers
+                atomic_write_text(
+                    staged / "method_card.json",
+                    json.dumps(_scrub(data), indent=2, sort_keys=True) + "\n",
+                )
+            _move_into_place(staged, out, board_dir)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
         written.append(out)
     return written
+
+
+def _move_into_place(staged: Path, out: Path, board_dir: Path) -> None:
+    """Replace ``out`` by the complete ``staged`` folder with renames only; a crash between
+    them leaves no submission for the method (rerun the submit) and never a partial one."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if out.exists():
+        old = _temporary(board_dir, "replaced")
+        os.replace(out, old)
+    os.replace(staged, out)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _temporary(board_dir: Path, kind: str) -> Path:
+    """A fresh hidden name on the board, outside ``submissions/`` (nothing there reads it) and
+    named like the store's temporary files, so the next holder of the lock removes it if a
+    crash leaves it behind."""
+    return Path(board_dir) / f".{kind}.{secrets.token_hex(8)}{TMP_SUFFIX}"
 
 
 def _scrub(obj: Any) -> Any:
