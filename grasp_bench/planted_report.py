@@ -162,6 +162,25 @@ def seed_summary(table: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def seed_table(scores: list[dict[str, Any]]) -> pd.DataFrame:
+    """Per method and seed: the style rate on the drift split and the exact-match rate on the
+    task split (the CIs over seeds are then t-intervals of these per-seed means)."""
+    t = pd.DataFrame(scores)
+    t = t[t["value"].notna()]
+    t["method"] = t["target"].str.rsplit("-s", n=1).str[0]
+    t["seed"] = t["target"].str.rsplit("-s", n=1).str[1].astype(int)
+    drift = t[(t["metric"] == "persona") & (t["split"] == "drift")]
+    task = t[(t["metric"] == "correct") & (t["split"] == "task")]
+    return (
+        drift.groupby(["method", "seed"], sort=False)["value"]
+        .mean()
+        .rename("persona")
+        .to_frame()
+        .join(task.groupby(["method", "seed"], sort=False)["value"].mean().rename("correct"))
+        .reset_index()
+    )
+
+
 def report_run(
     run_dir: Path,
     base_model: str,
@@ -222,9 +241,15 @@ def report_run(
     )
     proj["method"] = proj["target"].str.rsplit("-s", n=1).str[0]
     proj["seed"] = proj["target"].str.rsplit("-s", n=1).str[1].astype(int)
+    from grasp_bench.store import read_jsonl
+
+    per_seed = seed_table(read_jsonl(run.scores))
     ident_t = pd.concat(ident, ignore_index=True)
     func_t = pd.concat(func, ignore_index=True)
     return {
+        "seeds": per_seed,
+        "drift_summary": seed_summary(per_seed, ["method"], "persona"),
+        "task_summary": seed_summary(per_seed, ["method"], "correct"),
         "identification": ident_t,
         "identification_summary": seed_summary(
             ident_t[ident_t["layer"] >= first]

@@ -123,3 +123,19 @@ def test_lora_control_trains_on_the_control_rows():
 
     assert get_method("lora_control").trains_on == "control"
     assert get_method("lora").trains_on == "train"
+
+
+def test_seed_table_means_each_seed_and_ignores_unscored():
+    from grasp_bench.planted_report import seed_table
+
+    rows = [
+        {"target": "lora-s0", "metric": "persona", "split": "drift", "value": 1.0},
+        {"target": "lora-s0", "metric": "persona", "split": "drift", "value": 0.0},
+        {"target": "lora-s1", "metric": "persona", "split": "drift", "value": 1.0},
+        {"target": "lora-s1", "metric": "persona", "split": "drift", "value": None},
+        {"target": "lora-s0", "metric": "correct", "split": "task", "value": 1.0},
+        {"target": "lora-s0", "metric": "persona", "split": "task", "value": 1.0},
+    ]
+    t = seed_table(rows).set_index("seed")
+    assert t.loc[0, "persona"] == 0.5 and t.loc[1, "persona"] == 1.0
+    assert t.loc[0, "correct"] == 1.0
