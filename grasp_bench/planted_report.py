@@ -231,10 +231,16 @@ def report_run(
                 prompts[:functional_prompts],
             ).assign(seed=seed, layer=steer_layer, alpha=abs(alpha))
         )
+    from grasp_bench.methods.base import get_method_class
+
+    def served_plain(adapter: Path) -> bool:  # an inference-time hook is not in the weights
+        card = json.loads((adapter / "method_card.json").read_text())
+        return get_method_class(card["method"]).serving != "hf-hooks"
+
     adapters = {
         p.parent.name: p
         for p in sorted(run.train.glob("*/adapter"))
-        if (p / "adapter_model.safetensors").exists()
+        if (p / "adapter_model.safetensors").exists() and served_plain(p)
     }
     proj = projection_table(
         base_model, adapters, teacher, v, steer_layer, prompts, trust_remote_code
