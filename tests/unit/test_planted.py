@@ -139,3 +139,35 @@ def test_seed_table_means_each_seed_and_ignores_unscored():
     t = seed_table(rows).set_index("seed")
     assert t.loc[0, "persona"] == 0.5 and t.loc[1, "persona"] == 1.0
     assert t.loc[0, "correct"] == 1.0
+
+
+def test_report_run_on_a_tiny_run(built, tiny_model, tmp_path, toy_rows):
+    """The whole planted report on a run directory holding one naive adapter, a plainly
+    served one and scores: every table comes out, with the teacher's own shift as the unit."""
+    from peft import LoraConfig, get_peft_model
+
+    from grasp_bench.planted_report import report_run
+    from grasp_bench.store import atomic_write_jsonl
+
+    out, _ = built
+    run = tmp_path / "run"
+    for name in ("lora-s0", "grasp-s0"):
+        model, _ = load_base(tiny_model)
+        cfg = LoraConfig(r=2, target_modules=["o_proj", "down_proj"], init_lora_weights=False)
+        adapter = run / "train" / name / "adapter"
+        get_peft_model(model, cfg).save_pretrained(adapter)
+        method = name.split("-")[0]
+        (adapter / "method_card.json").write_text(json.dumps({"method": method}))
+    scores = [
+        {"target": t, "metric": m, "split": s, "value": v}
+        for t in ("lora-s0", "grasp-s0")
+        for m, s, v in (("persona", "drift", 1.0), ("correct", "task", 0.0))
+    ]
+    atomic_write_jsonl(run / "score" / "scores.jsonl", scores)
+    tables = report_run(
+        run, tiny_model, toy_rows["train"], [0], out / "direction.safetensors", DRIFT, 2
+    )
+    assert set(tables["projection"]["method"]) == {"lora", "grasp"}
+    assert set(tables["identification"]["reading"]) >= {"svd", "shift", "random"}
+    assert list(tables["functional"]["direction"])[:2] == ["none", "truth"]
+    assert tables["drift_summary"].set_index("method").loc["lora", "persona"] == 1.0
