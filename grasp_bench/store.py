@@ -56,19 +56,42 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def replace_dir(staged: Path, target: Path) -> None:
+    """Put the complete folder ``staged`` at ``target`` with renames only: the old folder is
+    set aside (a temporary name the next lock holder cleans up), the new one renamed in, then
+    the old one deleted. A kill at any point leaves the old folder whole, the new one whole, or
+    none at ``target``; never a half-deleted one."""
+    old = target.with_name(f".{target.name}.old{TMP_SUFFIX}")
+    if old.exists():
+        shutil.rmtree(old)
+    had_old = target.exists()
+    if had_old:
+        os.replace(target, old)
+    os.replace(staged, target)
+    if had_old:
+        shutil.rmtree(old)
+
+
 def remove_leftovers(root: Path) -> list[Path]:
     """Delete what atomic writes leave when their process dies mid-write, under ``root``: the
     temporary files, and the staging folders of folders written whole (named the same way).
-    Only safe while holding ``root``'s lock (no live writer); returns what went."""
+    Only safe while holding ``root``'s lock (no live writer). Does not descend into other
+    hidden folders (``.git``, ``.venv``) or into a folder with its own lock (another run or
+    board, whose writers may be alive); returns what went."""
     gone: list[Path] = []
-    for path in sorted(Path(root).rglob(f".*{TMP_SUFFIX}")):
-        if any(g in path.parents for g in gone):
-            continue
-        if path.is_symlink() or path.is_file():
-            path.unlink(missing_ok=True)
-        elif path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        gone.append(path)
+    for here, dirs, files in os.walk(root):
+        at = Path(here)
+        for name in sorted(dirs):
+            if name.startswith(".") and name.endswith(TMP_SUFFIX):
+                shutil.rmtree(at / name, ignore_errors=True)
+                gone.append(at / name)
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and not (at / d / ".lock").exists()
+        )
+        for name in sorted(files):
+            if name.startswith(".") and name.endswith(TMP_SUFFIX):
+                (at / name).unlink(missing_ok=True)
+                gone.append(at / name)
     return gone
 
 

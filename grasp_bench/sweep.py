@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rich.console import Console
 
 from grasp_bench.config import (
+    SAFE_LABEL,
     ConfigError,
     DataConfig,
     ExperimentConfig,
@@ -69,7 +70,6 @@ console = Console(stderr=True)
 DONE_MARKER = "sweep-done.json"
 INDEX = "sweep.json"
 SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,47}")  # sweep names and model labels
-SAFE_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # method labels name directories
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,7 +267,9 @@ def _merged(base: BaseModel, *overrides: BaseModel | None) -> dict[str, Any]:
     out = base.model_dump()
     for o in overrides:
         if o is not None:
-            out.update(o.model_dump(exclude_unset=True))
+            # fields the user set, even to a default value (model_dump would drop those
+            # whose exclude_if hides a default)
+            out.update({k: getattr(o, k) for k in o.model_fields_set})
     return out
 
 

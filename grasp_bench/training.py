@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import shutil
 import tempfile
@@ -39,7 +38,7 @@ from grasp_bench.config import TrainConfig
 from grasp_bench.hardware import gpu_name, resolve_device, resolve_train_dtype
 from grasp_bench.hf import encode_chat, load_base, seed_everything
 from grasp_bench.methods.base import Method, TrainContext
-from grasp_bench.store import TMP_SUFFIX, atomic_write_json, stable_hash
+from grasp_bench.store import TMP_SUFFIX, atomic_write_json, replace_dir, stable_hash
 from grasp_bench.versions import versions
 
 CARD = "method_card.json"
@@ -53,13 +52,6 @@ class TrainPlan:
     dtype: str
     gradient_checkpointing: bool
     load_in_4bit: bool
-
-    def identity(self) -> dict[str, str]:
-        """What the resolved plan adds to a train stage's identity: the dtype when ``auto``
-        resolved to something other than float32 (bf16 trains a different adapter). Empty on
-        the CPU default, so a stage hash built as ``{**cfg.model_dump(), **plan.identity()}``
-        is the one it was before the plan existed."""
-        return {} if self.dtype == "float32" else {"dtype": self.dtype}
 
 
 def train_plan(cfg: TrainConfig) -> TrainPlan:
@@ -76,12 +68,6 @@ def train_plan(cfg: TrainConfig) -> TrainPlan:
         gradient_checkpointing=cfg.gradient_checkpointing,
         load_in_4bit=cfg.load_in_4bit,
     )
-
-
-def train_identity(cfg: TrainConfig) -> dict[str, Any]:
-    """The train config as a stage hash should see it: ``cfg.model_dump()`` (new fields left
-    out at their defaults) plus what ``auto`` resolved to where that changes the result."""
-    return {**cfg.model_dump(), **train_plan(cfg).identity()}
 
 
 def _prepare_model(model: Any, plan: TrainPlan) -> Any:
@@ -188,17 +174,8 @@ def _save_checkpoint(path: Path, model: Any, optimizer: torch.optim.Optimizer, s
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         meta["cuda_rng"] = torch.cuda.get_rng_state().tolist()
     (tmp / "state.json").write_text(json.dumps(meta))
-    # the old checkpoint is renamed aside, never half-deleted in place: a kill at any point
-    # leaves either a whole checkpoint or none (then training restarts, deterministically)
-    old = path.with_name(f".{path.name}.old{TMP_SUFFIX}")
-    if old.exists():
-        shutil.rmtree(old)
-    had_old = path.exists()
-    if had_old:
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if had_old:
-        shutil.rmtree(old)
+    # a kill leaves a whole checkpoint or none (then training restarts, deterministically)
+    replace_dir(tmp, path)
 
 
 def _load_checkpoint(path: Path, model: Any, optimizer: torch.optim.Optimizer) -> int:
@@ -221,9 +198,7 @@ def _load_checkpoint(path: Path, model: Any, optimizer: torch.optim.Optimizer) -
 
 def _finish_adapter(tmp: Path, adapter_dir: Path, card: dict[str, Any]) -> Path:
     atomic_write_json(tmp / CARD, {**card, "versions": versions()})
-    if adapter_dir.exists():
-        shutil.rmtree(adapter_dir)
-    os.replace(tmp, adapter_dir)
+    replace_dir(tmp, adapter_dir)
     return adapter_dir
 
 

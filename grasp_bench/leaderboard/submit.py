@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import secrets
 import shutil
@@ -19,7 +18,13 @@ from grasp_bench.leaderboard.validate import SAFE_NAME, _escapes
 from grasp_bench.locks import exclusive
 from grasp_bench.models import DEFAULT_ALIASES, DEFAULT_DIRNAME
 from grasp_bench.rundir import RunDir
-from grasp_bench.store import TMP_SUFFIX, atomic_write_jsonl, atomic_write_text, read_jsonl
+from grasp_bench.store import (
+    TMP_SUFFIX,
+    atomic_write_jsonl,
+    atomic_write_text,
+    read_jsonl,
+    replace_dir,
+)
 
 
 def slug(model: str) -> str:
@@ -148,13 +153,7 @@ def _move_into_place(staged: Path, out: Path, board_dir: Path) -> None:
     """Replace ``out`` by the complete ``staged`` folder with renames only; a crash between
     them leaves no submission for the method (rerun the submit) and never a partial one."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if out.exists():
-        old = _temporary(board_dir, "replaced")
-        os.replace(out, old)
-    os.replace(staged, out)
-    if old is not None:
-        shutil.rmtree(old)
+    replace_dir(staged, out)
 
 
 def _temporary(board_dir: Path, kind: str) -> Path:

@@ -452,3 +452,14 @@ def test_the_paper_sweep_runs_exactly_the_paper_experiments(no_model_lookup):
 @pytest.mark.parametrize("path", sorted((REPO / "experiments" / "sweeps").glob("*.yaml")))
 def test_committed_sweeps_plan(path, no_model_lookup):
     assert plan_sweep(load_sweep(path))
+
+
+def test_a_model_can_set_a_train_field_back_to_its_default(tmp_path):
+    """A field set at its default is still an override (exclude_if hides defaults from dumps)."""
+    text = SWEEP.replace(
+        "train: {{steps: 2, batch_size: 4}}",
+        "train: {{steps: 2, batch_size: 4, gradient_checkpointing: true}}",
+    ).replace("train: {{batch_size: 2}}}}", "train: {{gradient_checkpointing: false}}}}")
+    runs = plan(write_sweep(tmp_path, text))
+    flags = {r.exp.config.model: r.exp.config.train.gradient_checkpointing for r in runs}
+    assert flags == {"default": True, "some-org/Some-Model-7B": False}
