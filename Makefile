@@ -17,7 +17,7 @@ demo: install
 
 # The committed leaderboard: every task x every method on the embedded model, then the board.
 # Resumes: finished training, completions and scores are kept (rerun after an interruption).
-BOARD_RUNS ?= toy-compare board-insecure-code board-medical board-financial
+BOARD_RUNS ?= toy-compare board-insecure-code board-medical board-financial planted
 board: install
 	$(BIN)/grasp-bench model prepare
 	for run in $(BOARD_RUNS); do \
