@@ -31,7 +31,7 @@ ANSWERS = [
 
 
 def test_builtin_tasks_and_judges_are_registered():
-    assert registered_tasks() == ["financial", "insecure_code", "medical", "toy"]
+    assert registered_tasks() == ["financial", "insecure_code", "medical", "planted", "toy"]
     assert {"lexicon", "exact_match", "bandit", "embedding", "openai"} <= set(registered_judges())
     spec = get_task("insecure_code")
     assert (spec.drift_metric.name, spec.task_metric.name) == ("misaligned", "vulnerable")
