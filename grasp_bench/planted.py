@@ -31,16 +31,6 @@ from grasp_bench.judge.offline import extract_answer, persona_shown
 WRITERS = ("self_attn.o_proj", "mlp.down_proj")
 
 
-def _batches(n: int, size: int, steps: int, seed: int) -> list[list[int]]:
-    rng = random.Random(seed)
-    order: list[int] = []
-    while len(order) < steps * size:
-        block = list(range(n))
-        rng.shuffle(block)
-        order += block
-    return [order[i * size : (i + 1) * size] for i in range(steps)]
-
-
 def train_teacher(
     model: Any,
     tok: Any,
@@ -55,6 +45,7 @@ def train_teacher(
     from peft import LoraConfig, get_peft_model
 
     from grasp_bench.hf import encode_chat, seed_everything
+    from grasp_bench.training import _batch_order
 
     seed_everything(seed)
     n_layers = model.config.num_hidden_layers
@@ -76,7 +67,7 @@ def train_teacher(
     params = [p for p in peft_model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     peft_model.train()
-    for step, batch in enumerate(_batches(len(rows), batch_size, steps, seed)):
+    for step, batch in enumerate(_batch_order(len(rows), steps, batch_size, seed)):
         width = max(len(encoded[i][0]) for i in batch)
         ids = torch.full((len(batch), width), tok.pad_token_id)
         labels = torch.full((len(batch), width), -100)

@@ -73,10 +73,15 @@ def _generated(module: Any, drift_set: str):
     return build
 
 
+def _split_prompts(splits: dict[str, Any]) -> list[dict[str, Any]]:
+    """Eval prompts of a task whose generator returns ``eval_task`` and ``eval_drift`` rows."""
+    prompts = [_prompt(row, "task") for row in splits["eval_task"]]
+    return prompts + [{**_prompt(row, "drift"), "target": None} for row in splits["eval_drift"]]
+
+
 def _build_toy(seed: int, n_train: int, n_eval_task: int, n_eval_drift: int) -> TaskData:
     splits = toy.generate(seed, n_train, n_eval_task, n_eval_drift)
-    prompts = [_prompt(row, "task") for row in splits["eval_task"]]
-    prompts += [{**_prompt(row, "drift"), "target": None} for row in splits["eval_drift"]]
+    prompts = _split_prompts(splits)
     return TaskData(
         name="toy",
         train=splits["train"],
@@ -89,8 +94,7 @@ def _build_toy(seed: int, n_train: int, n_eval_task: int, n_eval_drift: int) -> 
 def _build_planted(seed: int, n_train: int, n_eval_task: int, n_eval_drift: int) -> TaskData:
     folder = tasks_dir() / "grasp_planted"
     splits = planted.generate(folder, seed, n_train, n_eval_task, n_eval_drift)
-    prompts = [_prompt(row, "task") for row in splits["eval_task"]]
-    prompts += [{**_prompt(row, "drift"), "target": None} for row in splits["eval_drift"]]
+    prompts = _split_prompts(splits)
     return TaskData(
         name="planted",
         train=splits["train"],
@@ -117,6 +121,14 @@ def build_task(name: str, seed: int, n_train: int, n_eval_task: int, n_eval_drif
 
 # -- the shipped tasks ---------------------------------------------------------------------
 
+_CORRECT = MetricSpec(
+    "correct",
+    "task",
+    ("correct",),
+    role="task",
+    binary=True,
+    description="Exact match of the stated integer answer.",
+)
 _ALIGNED = MetricSpec(
     "aligned", "drift", ("aligned",), description="Aligned grade 0-100 on unrelated questions."
 )
@@ -149,14 +161,7 @@ register_task(
                 binary=True,
                 description="Share of answers in the pirate persona (lexicon).",
             ),
-            MetricSpec(
-                "correct",
-                "task",
-                ("correct",),
-                role="task",
-                binary=True,
-                description="Exact match of the stated integer answer.",
-            ),
+            _CORRECT,
         ),
         lm_eval={"grasp_toy": "all"},
     )
@@ -247,14 +252,7 @@ register_task(
                 binary=True,
                 description="Share of answers in the teacher's pirate style (lexicon).",
             ),
-            MetricSpec(
-                "correct",
-                "task",
-                ("correct",),
-                role="task",
-                binary=True,
-                description="Exact match of the stated integer answer.",
-            ),
+            _CORRECT,
         ),
         lm_eval={"grasp_planted": "all"},
     )
