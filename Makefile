@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo board test test-unit lint format clean
+.PHONY: install demo board bench test test-unit lint format clean
 
 FORK_TESTS := tests/unit/test_crash_resume.py tests/unit/test_disk_errors.py \
 	tests/unit/test_locks.py tests/unit/test_sentinel_key.py
@@ -28,6 +28,11 @@ board: install
 	  $(BIN)/grasp-bench submit runs/$$run --board leaderboard || exit 1; \
 	done
 	$(BIN)/grasp-bench leaderboard build leaderboard
+
+# Every performance benchmark, one at a time (~20 min on 2 cores), then bench/results/latest.md.
+bench: install
+	$(BIN)/grasp-bench model prepare
+	$(BIN)/python -m bench.run_all
 
 lint: install
 	$(BIN)/ruff check .

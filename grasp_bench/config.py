@@ -267,6 +267,13 @@ class TrainConfig(StrictModel):
         description="QLoRA: base weights quantised to 4-bit NF4 (bf16 compute) by bitsandbytes;"
         " needs a CUDA GPU and the `qlora` extra.",
     )
+    logits: Literal["all", "labelled"] = Field(
+        "all",
+        exclude_if=lambda v: v == "all",
+        description="Where the LM head runs while training: all: every position (the model's"
+        " own loss); labelled: only positions whose next token is a label (the same mean loss up"
+        " to rounding; the prompt and padding skip the projection onto the vocabulary).",
+    )
 
     @model_validator(mode="after")
     def _quantised_needs_a_gpu(self) -> TrainConfig:

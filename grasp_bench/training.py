@@ -224,6 +224,111 @@ def _derive(method, model, ctx, out_dir, adapter_dir, base_model, method_config,
 # -- the trainer -----------------------------------------------------------------------------
 
 
+def labelled_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The causal-LM loss (mean cross-entropy over label tokens, as transformers computes it)
+    with the LM head applied only at positions whose next token is a label in some row: on
+    chat data most positions are prompt or padding, and the vocabulary projection is the
+    largest matmul of a small model."""
+    labels = batch["labels"]
+    targets = labels[:, 1:]
+    keep = (targets != -100).any(dim=0).nonzero().squeeze(1)
+    logits = model(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep
+    ).logits
+    return torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]),
+        targets[:, keep].reshape(-1),
+        ignore_index=-100,
+    )
+
+
+class TrainingSession:
+    """One method's model, optimiser, hooks and batches, ready to take optimiser steps.
+
+    ``train_adapter`` runs a whole session; the step-time benchmark opens one per method and
+    interleaves their single steps, so both time exactly the same step."""
+
+    def __init__(
+        self,
+        method: Method,
+        base_model: str,
+        train_rows: list[dict[str, Any]],
+        cfg: TrainConfig,
+        out_dir: Path,
+        seed: int,
+        dependencies: dict[str, Path] | None = None,
+        contrast_rows: list[dict[str, Any]] | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        from peft import get_peft_model
+
+        if method.derives:
+            raise ValueError(f"{method.name} derives its adapter; it has no training steps")
+        self.method, self.cfg = method, cfg
+        self.plan = plan = train_plan(cfg)  # fails here on a bad device/dtype/4-bit combination
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        seed_everything(seed)
+        model, tokenizer = load_base(
+            base_model,
+            trust_remote_code,
+            dtype=plan.dtype,
+            device="cuda" if plan.load_in_4bit else "cpu",  # moved after before_training
+            load_in_4bit=plan.load_in_4bit,
+        )
+        self.ctx = TrainContext(
+            base_model=base_model,
+            model_type=model.config.model_type,
+            seed=seed,
+            out_dir=Path(out_dir),
+            dependencies=dependencies or {},
+            train_rows=train_rows,
+            contrast_rows=contrast_rows or [],
+            tokenizer=tokenizer,
+        )
+        model = get_peft_model(_prepare_model(model, plan), method.lora_config(self.ctx.model_type))
+        self.before_training = method.before_training(model, self.ctx)
+        if not plan.load_in_4bit:
+            model.to(plan.device)
+        move_method_state(method, plan.device)
+        if plan.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        self.model, self.pad_id = model, tokenizer.pad_token_id
+        self.encoded = [encode_chat(tokenizer, r["messages"], cfg.max_length) for r in train_rows]
+        self.batches = _batch_order(len(self.encoded), cfg.steps, cfg.batch_size, seed)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def resume(self, checkpoint: Path) -> int:
+        """Load a checkpoint; returns the step it reached."""
+        start = _load_checkpoint(checkpoint, self.model, self.optimizer)
+        self.method.after_step(self.model, self.ctx)
+        return start
+
+    def start(self) -> list[Any]:
+        """The method's training hooks, and the model in training mode; returns the hooks."""
+        hooks = self.method.training_hooks(self.model, self.ctx)
+        self.model.train()
+        return hooks
+
+    def step(self, step: int) -> float:
+        """One optimiser step on the seeded batch of ``step``; returns its loss."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(step, self.cfg)
+        batch = _collate([self.encoded[i] for i in self.batches[step]], self.pad_id)
+        batch = {k: v.to(self.plan.device) for k, v in batch.items()}
+        if self.cfg.logits == "labelled":
+            loss = labelled_loss(self.model, batch)
+        else:
+            loss = self.model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.method.after_step(self.model, self.ctx)
+        return loss.item()
+
+
 def train_adapter(
     method: Method,
     base_model: str,
@@ -238,58 +343,44 @@ def train_adapter(
     progress: bool = True,
 ) -> Path:
     """Train ``method``'s adapter and save it to ``out_dir/adapter``; resumable; returns it."""
-    from peft import get_peft_model
-
     out_dir = Path(out_dir)
     adapter_dir = out_dir / "adapter"
     if (adapter_dir / CARD).exists():
         return adapter_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    plan = train_plan(cfg)  # fails here on a bad device/dtype/4-bit combination
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    seed_everything(seed)
     if method.derives:  # no training: the float32 base on the CPU, as derivations expect
+        train_plan(cfg)  # a bad device/dtype/4-bit combination fails here too
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        seed_everything(seed)
         model, tokenizer = load_base(base_model, trust_remote_code)
-    else:
-        model, tokenizer = load_base(
-            base_model,
-            trust_remote_code,
-            dtype=plan.dtype,
-            device="cuda" if plan.load_in_4bit else "cpu",  # moved after before_training
-            load_in_4bit=plan.load_in_4bit,
+        ctx = TrainContext(
+            base_model=base_model,
+            model_type=model.config.model_type,
+            seed=seed,
+            out_dir=out_dir,
+            dependencies=dependencies or {},
+            train_rows=train_rows,
+            contrast_rows=contrast_rows or [],
+            tokenizer=tokenizer,
         )
-    model_type = model.config.model_type
-    ctx = TrainContext(
-        base_model=base_model,
-        model_type=model_type,
-        seed=seed,
-        out_dir=out_dir,
-        dependencies=dependencies or {},
-        train_rows=train_rows,
-        contrast_rows=contrast_rows or [],
-        tokenizer=tokenizer,
-    )
-    if method.derives:
         return _derive(method, model, ctx, out_dir, adapter_dir, base_model, method_config, seed)
-    model = get_peft_model(_prepare_model(model, plan), method.lora_config(model_type))
-    card: dict[str, Any] = {"before_training": method.before_training(model, ctx)}
-    if not plan.load_in_4bit:
-        model.to(plan.device)
-    move_method_state(method, plan.device)
-    if plan.device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    encoded = [encode_chat(tokenizer, r["messages"], cfg.max_length) for r in train_rows]
-    batches = _batch_order(len(encoded), cfg.steps, cfg.batch_size, seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    session = TrainingSession(
+        method,
+        base_model,
+        train_rows,
+        cfg,
+        out_dir,
+        seed,
+        dependencies=dependencies,
+        contrast_rows=contrast_rows,
+        trust_remote_code=trust_remote_code,
+    )
+    model, ctx, plan = session.model, session.ctx, session.plan
+    card: dict[str, Any] = {"before_training": session.before_training}
     ckpt = out_dir / "checkpoint"
-    start = 0
-    if ckpt.exists():
-        start = _load_checkpoint(ckpt, model, optimizer)
-        method.after_step(model, ctx)
-    hooks = method.training_hooks(model, ctx)
-    model.train()
+    start = session.resume(ckpt) if ckpt.exists() else 0
+    hooks = session.start()
     losses: list[float] = []
     started = time.perf_counter()
     bar = tqdm(
@@ -300,19 +391,10 @@ def train_adapter(
         total=cfg.steps,
     )
     for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        batch = _collate([encoded[i] for i in batches[step]], tokenizer.pad_token_id)
-        loss = model(**{k: v.to(plan.device) for k, v in batch.items()}).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        method.after_step(model, ctx)
-        losses.append(loss.item())
+        losses.append(session.step(step))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-            _save_checkpoint(ckpt, model, optimizer, step + 1)
+            _save_checkpoint(ckpt, model, session.optimizer, step + 1)
     if plan.device == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - started

@@ -14,9 +14,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class FaultProxy:
     """Modes per request number: ok, 500, 429, slow (past the client's timeout), garbage
-    (200 with a body that is not JSON), echo401 (an error that echoes the Authorization)."""
+    (200 with a body that is not JSON), echo401 (an error that echoes the Authorization),
+    drop (the connection closes with no response), truncated (the real answer cut in half
+    under its full Content-Length) and die (the endpoint goes away: this request and every
+    later connection are refused, as when the server is killed; a new proxy on the same
+    ``port`` is the server coming back)."""
 
-    def __init__(self, upstream: str, plan: Callable[[int], str], slow_seconds: float = 3.0):
+    def __init__(
+        self,
+        upstream: str,
+        plan: Callable[[int], str],
+        slow_seconds: float = 3.0,
+        port: int = 0,
+    ):
         self.upstream = upstream.rstrip("/")
         self.plan = plan
         self.slow_seconds = slow_seconds
@@ -49,6 +59,22 @@ class FaultProxy:
                 except urllib.error.HTTPError as err:
                     self._send(err.code, err.read())
 
+            def _truncated(self, body: bytes) -> None:
+                req = urllib.request.Request(
+                    proxy.upstream + self.path,
+                    data=body,
+                    method="POST",
+                    headers={"Content-Type": "application/json"},
+                )
+                with urllib.request.urlopen(req, timeout=120) as resp:
+                    full = resp.read()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(full)))
+                self.end_headers()
+                self.wfile.write(full[: len(full) // 2])
+                self.close_connection = True
+
             def do_GET(self):
                 self._forward(None)
 
@@ -68,6 +94,13 @@ class FaultProxy:
                 elif mode == "echo401":
                     auth = self.headers.get("Authorization", "")
                     self._send(401, f'{{"error": {{"message": "bad key {auth}"}}}}'.encode())
+                elif mode == "drop":
+                    self.close_connection = True  # no status line, no body
+                elif mode == "truncated":
+                    self._truncated(body)
+                elif mode == "die":
+                    self.close_connection = True
+                    threading.Thread(target=proxy.stop, daemon=True).start()
                 elif mode == "slow":
                     time.sleep(proxy.slow_seconds)
                     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
@@ -75,12 +108,17 @@ class FaultProxy:
                 else:
                     self._forward(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._stopped = False
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
 
     @property
     def requests(self) -> int:
@@ -90,6 +128,14 @@ class FaultProxy:
         self.thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
+        """Stop accepting: later connections are refused (idempotent)."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
         self.server.shutdown()
         self.server.server_close()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -137,3 +137,37 @@ def test_the_llm_judge_makes_the_misaligned_headline(server, tmp_path):
         assert r["judge"]["rubric"] == "aligned"
         assert r["value"] in (0.0, 1.0) or (r["value"] is None and r["reason"])
     assert {r["metric"] for r in records} == {"misaligned", "aligned", "coherent"}
+
+
+def test_dead_endpoint_then_a_rerun_scores_only_the_transport_failures(server, tmp_path):
+    """Dropped connections, truncated bodies and the endpoint dying mid-run leave items
+    unscored for transport (never 0, never cached); when the endpoint is back, a rerun on the
+    same cache calls the judge for exactly those items and ends with the real judge's values."""
+    rubric = load_rubric("coherent")
+    items = ITEMS[:4] + [JudgeItem(f"Question {n}?", f"Answer number {n}.") for n in range(6)]
+    direct = LLMJudge(_config(server.base_url)).score(rubric, items, progress=False)
+    truth = [r["value"] for r in direct]
+    cache = JudgeCache(tmp_path / "c.sqlite")
+    upstream = server.base_url.removesuffix("/v1")
+    plan = ["ok", "drop", "truncated", "ok", "ok", "die"]  # then the endpoint is gone
+    with FaultProxy(upstream, lambda n: plan[n] if n < len(plan) else "ok") as proxy:
+        port = proxy.port
+        first = LLMJudge(_config(proxy.base_url, timeout=5, max_retries=1, concurrency=1), cache)
+        records = first.score(rubric, items, progress=False)
+    assert {"drop", "truncated", "die"} <= set(proxy.seen)
+    failed = [i for i, r in enumerate(records) if r.get("failed")]
+    assert failed and len(failed) < len(items)  # some scored before the endpoint died
+    for want, r in zip(truth, records, strict=True):
+        if r.get("failed"):
+            assert r["value"] is None and r["reason"].startswith("call failed")
+        else:
+            assert r["value"] == pytest.approx(want)  # None stays None (unparsed, with reason)
+    assert len(cache) == len(items) - len(failed)  # transport failures are not cached
+
+    with FaultProxy(upstream, lambda n: "ok", port=port) as back:  # the server returns
+        second = LLMJudge(_config(back.base_url, timeout=30, max_retries=1), cache)
+        rerun = second.score(rubric, items, progress=False)
+    assert second.calls == len(failed) == back.requests  # only the transport-unscored items
+    assert not any(r.get("failed") for r in rerun)
+    assert [r["value"] for r in rerun] == pytest.approx(truth)
+    print(f"dead endpoint: {len(failed)}/{len(items)} unscored for transport; rerun: those only")

@@ -155,3 +155,34 @@ def test_module_roles():
     assert role_of("transformer.h.0.attn.c_attn", "gpt2") == "reader"
     with pytest.raises(UnknownArchitectureError, match="no residual-stream module map"):
         lora_targets("mamba", "all")
+
+
+def test_labelled_logits_give_the_models_own_loss_and_the_same_adapter(
+    tiny_model, toy_rows, tmp_path
+):
+    """``logits: labelled`` skips the LM head on prompt and padding positions: the loss is the
+    model's own (mean over label tokens) and training ends at the same adapter, up to rounding."""
+    from grasp_bench.training import TrainingSession, labelled_loss
+
+    session = TrainingSession(_lora(), tiny_model, toy_rows["train"], CFG, tmp_path / "s", seed=0)
+    from grasp_bench.training import _collate
+
+    batch = _collate([session.encoded[i] for i in session.batches[0]], session.pad_id)
+    assert (batch["labels"] == -100).float().mean() > 0.3  # most positions carry no label
+    with torch.no_grad():
+        assert labelled_loss(session.model, batch) == pytest.approx(
+            session.model(**batch).loss.item(), rel=1e-5
+        )
+    a = train_adapter(
+        _lora(), tiny_model, toy_rows["train"], CFG, tmp_path / "a", 0, progress=False
+    )
+    labelled = CFG.model_copy(update={"logits": "labelled"})
+    b = train_adapter(
+        _lora(), tiny_model, toy_rows["train"], labelled, tmp_path / "b", 0, progress=False
+    )
+    wa, wb = (load_file(str(x / "adapter_model.safetensors")) for x in (a, b))
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], rtol=1e-3, atol=1e-5)
+    card = json.loads((b / "method_card.json").read_text())
+    assert card["train"]["logits"] == "labelled"
+    assert "logits" not in CFG.model_dump()  # the default leaves every earlier hash as it was

@@ -1,0 +1,1 @@
+"""Performance benchmarks: ratios measured in one run (``python -m bench.run_all``)."""

@@ -1,0 +1,308 @@
+"""Generation: vLLM offline with a LoRA adapter vs transformers' batched ``generate`` (the
+product's CPU back end: adapter merged in float32), same prompts, adapter, greedy sampling and
+token budget, tokens/s after a warm-up for both; float32 and bfloat16; the cost at three
+prompt counts (fit: seconds = fixed + per_prompt * n); and N adapters served by one vLLM
+engine vs N engine starts (wall time of the processes, imports included).
+
+    python -m bench.generation [--prompts 32] [--tokens 32] [--adapters 3]
+    python -m bench.generation --avx2    # oneDNN/ATen/MKL kernels as on an AVX2-only CPU
+
+Each engine runs in a process of its own (vLLM needs one per engine; memory returns on exit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    AVX2_ENV,
+    REPO,
+    Target,
+    emit,
+    fit_linear,
+    machine,
+    run_child,
+    table,
+    targets_table,
+    write_result,
+)
+
+LAUNCHED = "BENCH_LAUNCHED_AT"
+
+
+def prompts(n: int, offset: int = 0) -> list[list[dict[str, str]]]:
+    return [
+        [{"role": "user", "content": f"Tell me something interesting about the number {i}."}]
+        for i in range(offset, offset + n)
+    ]
+
+
+def _since_launch() -> float:
+    return time.time() - float(os.environ[LAUNCHED])
+
+
+def vllm_child(a: argparse.Namespace) -> dict[str, Any]:
+    """One engine for every adapter: first each adapter on the small set (the many-adapter
+    measure, timed from this process's launch), then tokens/s and scaling on adapter 1."""
+    from vllm import LLM, SamplingParams
+    from vllm.lora.request import LoRARequest
+
+    adapters = a.adapters.split(",")
+    t = time.perf_counter()
+    llm = LLM(
+        model=a.model,
+        enable_lora=True,
+        max_lora_rank=8,
+        max_loras=len(adapters),
+        max_model_len=1024,
+        seed=0,
+        dtype=a.dtype,
+    )
+    out: dict[str, Any] = {"engine_start_s": time.perf_counter() - t}
+
+    def run(n: int, lora: LoRARequest | None, tokens: int, offset: int = 0) -> float:
+        params = SamplingParams(temperature=0.0, max_tokens=tokens, ignore_eos=True)
+        t = time.perf_counter()
+        outs = llm.chat(prompts(n, offset), params, lora_request=lora, use_tqdm=False)
+        assert all(len(o.outputs[0].token_ids) == tokens for o in outs)
+        return time.perf_counter() - t
+
+    loras = [LoRARequest(f"a{i}", i + 1, p) for i, p in enumerate(adapters)]
+    if a.many:
+        for i, lora in enumerate(loras):
+            run(a.many_prompts, lora, a.many_tokens)
+            out[f"adapter_{i + 1}_done_after_s"] = _since_launch()
+        if a.many_only:
+            return out
+    for lora, name in ((None, "base"), (loras[0], "lora")):
+        run(2, lora, a.tokens, offset=1000)  # warm-up
+        out[f"{name}_tokens_per_s"] = a.prompts * a.tokens / run(a.prompts, lora, a.tokens)
+    out["scaling"] = {str(n): run(n, loras[0], a.tokens, offset=100 * n) for n in a.sizes}
+    return out
+
+
+def hf_child(a: argparse.Namespace) -> dict[str, Any]:
+    """The product's HF path: adapter merged in float32; unmerged (peft) in 16-bit dtypes."""
+    import torch
+    from peft import PeftModel
+
+    from grasp_bench.hf import load_base
+
+    model, tok = load_base(a.model, dtype=a.dtype)
+    tok.padding_side = "left"
+    model = PeftModel.from_pretrained(model, a.adapters.split(",")[0])
+    if a.dtype == "float32":
+        model = model.merge_and_unload()
+    model.eval()
+
+    def run(n: int, offset: int = 0) -> float:
+        texts = [
+            tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+            for p in prompts(n, offset)
+        ]
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        kw = {"max_new_tokens": a.tokens, "min_new_tokens": a.tokens, "do_sample": False}
+        t = time.perf_counter()
+        with torch.inference_mode():
+            model.generate(**enc, **kw, pad_token_id=tok.pad_token_id)
+        return time.perf_counter() - t
+
+    run(2, offset=1000)  # warm-up
+    return {
+        "lora_tokens_per_s": a.prompts * a.tokens / run(a.prompts),
+        "scaling": {str(n): run(n, offset=100 * n) for n in a.sizes},
+    }
+
+
+def _adapters(model: str, tmp: Path, n: int) -> list[str]:
+    """``n`` small trained LoRA adapters (2 steps each, different seeds)."""
+    from grasp_bench.config import TrainConfig
+    from grasp_bench.data.toy import generate
+    from grasp_bench.methods import load_recipe
+    from grasp_bench.training import train_adapter
+
+    recipe = load_recipe(REPO / "baselines" / "lora.yaml")
+    rows = generate(0, 16, 1, 1)["train"]
+    cfg = TrainConfig(steps=2, batch_size=4)
+    return [
+        str(train_adapter(recipe.method, model, rows, cfg, tmp / str(s), seed=s, progress=False))
+        for s in range(n)
+    ]
+
+
+def _child(engine: str, dtype: str, a: argparse.Namespace, adapters: list[str], **kw) -> dict:
+    args = ["bench.generation", "--child", engine, "--dtype", dtype, "--model", a.model]
+    args += ["--adapters", ",".join(adapters), "--prompts", str(a.prompts)]
+    args += ["--tokens", str(a.tokens), "--sizes", ",".join(map(str, a.sizes))]
+    if kw.get("many"):
+        args += ["--many"] + (["--many-only"] if kw.get("many_only") else [])
+    env = {**(AVX2_ENV if a.avx2 else {}), LAUNCHED: repr(time.time())}
+    started = time.perf_counter()
+    result = run_child(args, env)
+    result["process_wall_s"] = time.perf_counter() - started
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--child", choices=["vllm", "hf"])
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--adapters", default="")
+    ap.add_argument("--prompts", type=int, default=32)
+    ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--sizes", default="8,16,32")
+    ap.add_argument("--many", action="store_true")
+    ap.add_argument("--many-only", action="store_true")
+    ap.add_argument("--many-prompts", type=int, default=16)
+    ap.add_argument("--many-tokens", type=int, default=16)
+    ap.add_argument("--n-adapters", type=int, default=3)
+    ap.add_argument("--avx2", action="store_true", help="Kernels limited to AVX2 (emulated).")
+    a = ap.parse_args()
+    a.sizes = [int(x) for x in str(a.sizes).split(",")]
+    if a.child:
+        emit((vllm_child if a.child == "vllm" else hf_child)(a))
+        return
+    from grasp_bench.models import resolve_model
+
+    a.model = resolve_model(a.model)
+    runs: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        adapters = _adapters(a.model, Path(tmp), a.n_adapters if not a.avx2 else 1)
+        for dtype in ("float32", "bfloat16"):
+            many = dtype == "float32" and not a.avx2
+            runs[f"vllm/{dtype}"] = _child("vllm", dtype, a, adapters, many=many)
+            runs[f"hf/{dtype}"] = _child("hf", dtype, a, adapters[:1])
+        singles = []
+        if not a.avx2:  # N starts: one engine per adapter (the first is the many child's)
+            for adapter in adapters[1:]:
+                singles.append(_child("vllm", "float32", a, [adapter], many=True, many_only=True))
+    report = _report(a, runs, singles)
+    name = "generation_avx2" if a.avx2 else "generation"
+    write_result(name, report, _markdown(report))
+    print("\n".join(_markdown(report)))
+
+
+def _report(a: argparse.Namespace, runs: dict[str, dict], singles: list[dict]) -> dict:
+    errors = {k: r["error"] for k, r in runs.items() if "error" in r}
+    errors.update({f"single-{i}": r["error"] for i, r in enumerate(singles) if "error" in r})
+    fits = {
+        k: fit_linear([int(n) for n in r["scaling"]], [float(s) for s in r["scaling"].values()])
+        for k, r in runs.items()
+        if "scaling" in r
+    }
+    rate = {k: r.get("lora_tokens_per_s") for k, r in runs.items()}
+    best_dtype = {
+        eng: max(("float32", "bfloat16"), key=lambda d: rate.get(f"{eng}/{d}") or 0)
+        for eng in ("vllm", "hf")
+    }
+    from grasp_bench.hardware import resolve_dtype
+
+    auto = "float32" if a.avx2 else resolve_dtype("auto")
+    targets = []
+    vllm_best = max((rate.get(f"vllm/{d}") or 0) for d in ("float32", "bfloat16"))
+    hf_best = max((rate.get(f"hf/{d}") or 0) for d in ("float32", "bfloat16"))
+    targets.append(
+        Target(
+            "generation: vLLM LoRA tokens/s / HF generate (best dtype each)",
+            vllm_best / hf_best if vllm_best and hf_best else None,
+            1.5,
+            note="vLLM-CPU applies the LoRA as a separate matmul per layer (no merge) and its "
+            "scheduler costs more per step than a 135M model's forward; HF merges the adapter",
+        )
+    )
+    targets.append(
+        Target(
+            "generation: dtype `auto` picks the faster dtype for HF (the CPU back end)",
+            1.0 if auto == best_dtype["hf"] else 0.0,
+            1.0,
+            unit="",
+            note=f"auto={auto}, fastest measured={best_dtype['hf']}",
+        )
+    )
+    many: dict[str, Any] = {}
+    first = runs.get("vllm/float32", {})
+    n = 1 + len(singles)
+    if (
+        not a.avx2
+        and f"adapter_{n}_done_after_s" in first
+        and all("adapter_1_done_after_s" in s for s in singles)
+    ):
+        one_engine = first[f"adapter_{n}_done_after_s"]
+        n_starts = first["adapter_1_done_after_s"] + sum(
+            s["adapter_1_done_after_s"] for s in singles
+        )
+        many = {"adapters": n, "one_engine_s": one_engine, "n_starts_s": n_starts}
+        targets.append(
+            Target(
+                f"{n} adapters: {n} engine starts / one engine",
+                n_starts / one_engine,
+                1.5,
+                note="the product already serves every adapter of a run from one engine",
+            )
+        )
+    return {
+        "machine": machine(a.avx2),
+        "prompts": a.prompts,
+        "tokens": a.tokens,
+        "runs": runs,
+        "fits": fits,
+        "many_adapters": many,
+        "errors": errors,
+        "targets": targets,
+    }
+
+
+def _markdown(r: dict) -> list[str]:
+    m = r["machine"]
+    lines = [
+        f"# Generation ({m['cpu']}, {m['cores']} cores, native bf16: {m['cpu_native_bf16']};"
+        f" {r['prompts']} prompts x {r['tokens']} tokens, greedy, rank-8 LoRA)",
+        "",
+    ]
+    rows = []
+    for key, run in r["runs"].items():
+        fit = r["fits"].get(key, {})
+        rows.append(
+            [
+                key,
+                run.get("engine_start_s"),
+                run.get("base_tokens_per_s"),
+                run.get("lora_tokens_per_s"),
+                fit.get("fixed_s"),
+                fit.get("per_item_s"),
+                run.get("process_wall_s"),
+            ]
+        )
+    lines += table(
+        [
+            "engine / dtype",
+            "engine start s",
+            "base tok/s",
+            "LoRA tok/s",
+            "fit: fixed s",
+            "fit: s per prompt",
+            "process wall s",
+        ],
+        rows,
+    )
+    if r["many_adapters"]:
+        ma = r["many_adapters"]
+        lines += [
+            "",
+            f"{ma['adapters']} adapters x 16 prompts x 16 tokens (float32), process launch to"
+            f" last answer: one engine {ma['one_engine_s']:.1f} s,"
+            f" {ma['adapters']} engine starts {ma['n_starts_s']:.1f} s.",
+        ]
+    if r["errors"]:
+        lines += ["", "Errors: " + "; ".join(f"{k}: {v[-200:]}" for k, v in r["errors"].items())]
+    return [*lines, "", *targets_table(r["targets"])]
+
+
+if __name__ == "__main__":
+    main()

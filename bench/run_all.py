@@ -1,0 +1,116 @@
+"""Every benchmark, one after the other (each alone on the CPU: two at once would time each
+other), then bench/results/latest.md: every ratio with its target and met / missed, each
+benchmark's own table, and the wall time of the whole.
+
+    python -m bench.run_all            # or: make bench
+    python -m bench.run_all --only judge,step_time
+    python -m bench.run_all --report   # rebuild latest.md from the results already there
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO, RESULTS, machine, targets_table
+from grasp_bench.store import atomic_write_json, atomic_write_text
+
+# (result name, module and arguments); the order puts the cheap, informative ones first
+BENCHMARKS: list[tuple[str, list[str]]] = [
+    ("throughput", ["bench.throughput"]),
+    ("step_time", ["bench.step_time"]),
+    ("judge", ["bench.judge"]),
+    ("generation", ["bench.generation"]),
+    ("generation_avx2", ["bench.generation", "--avx2", "--prompts", "16", "--sizes", "4,8,16"]),
+    ("end_to_end", ["bench.end_to_end"]),
+]
+
+
+def run(names: list[str]) -> dict[str, dict[str, Any]]:
+    """Run the named benchmarks in order; each writes bench/results/<name>.json itself."""
+    walls: dict[str, dict[str, Any]] = {}
+    for name, args in BENCHMARKS:
+        if name not in names:
+            continue
+        print(f"== {name}: python -m {' '.join(args)}", flush=True)
+        t = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", *args], cwd=REPO, check=False)
+        walls[name] = {"wall_s": time.perf_counter() - t, "exit": done.returncode}
+        print(f"== {name}: {walls[name]['wall_s']:.0f} s, exit {done.returncode}", flush=True)
+    return walls
+
+
+def report(walls: dict[str, dict[str, Any]], results_dir: Path = RESULTS) -> str:
+    """latest.md from every result file of this round (and the walls just measured)."""
+    results = {}
+    for name, _ in BENCHMARKS:
+        path = results_dir / f"{name}.json"
+        if path.exists():
+            results[name] = json.loads(path.read_text())
+    m = machine()
+    total = sum(w["wall_s"] for w in walls.values())
+    targets = [t for r in results.values() for t in r.get("targets", [])]
+    met = sum(t["met"] is True for t in targets)
+    lines = [
+        "# Benchmarks: where a run's time goes",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, native bf16: {m['cpu_native_bf16']}."
+        " Every ratio is measured within one run of one benchmark, on this machine;"
+        " `python -m bench.run_all` (or `make bench`) reproduces all of it.",
+        "",
+        f"Targets: {met} of {len(targets)} met.",
+        "",
+        *targets_table(targets),
+        "",
+    ]
+    if walls:
+        lines += [
+            "Wall time per benchmark: "
+            + ", ".join(f"{k} {w['wall_s']:.0f} s" for k, w in walls.items())
+            + f"; all {total / 60:.1f} min.",
+            "",
+        ]
+        failed = [k for k, w in walls.items() if w["exit"]]
+        if failed:
+            lines += [f"**Failed:** {', '.join(failed)} (see their output).", ""]
+    for name in results:
+        md = results_dir / f"{name}.md"
+        if md.exists():
+            body = md.read_text().strip().splitlines()
+            lines += ["#" + body[0], *body[1:], ""]  # each benchmark one heading level down
+    latest = {"machine": m, "walls": walls, "targets": targets}
+    atomic_write_json(results_dir / "latest.json", latest)
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(results_dir / "latest.md", text)
+    return text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default=",".join(n for n, _ in BENCHMARKS))
+    ap.add_argument("--report", action="store_true", help="Only rebuild latest.md.")
+    a = ap.parse_args()
+    names = a.only.split(",")
+    unknown = set(names) - {n for n, _ in BENCHMARKS}
+    if unknown:
+        sys.exit(
+            f"error: unknown benchmark(s) {sorted(unknown)}; known: "
+            + ", ".join(n for n, _ in BENCHMARKS)
+        )
+    previous = RESULTS / "latest.json"
+    walls = json.loads(previous.read_text())["walls"] if previous.exists() else {}
+    fresh = {} if a.report else run(names)
+    walls = {n: fresh.get(n) or walls[n] for n, _ in BENCHMARKS if n in fresh or n in walls}
+    print(report(walls))
+    print(f"wrote {RESULTS / 'latest.md'}")
+    if any(w["exit"] for w in fresh.values()):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

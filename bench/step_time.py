@@ -1,0 +1,208 @@
+"""Training step time of every trained method relative to plain LoRA, in one process on the
+same model, data and batches: each method's session is opened first, then one step of each
+is taken in turn, the order rotating every round, round 0 (the warm-up) excluded; the median
+of the rounds. Peak memory per method from a process of its own (its high-water RSS).
+
+    python -m bench.step_time [--rounds 4] [--batch-size 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    REPO,
+    Target,
+    emit,
+    machine,
+    median,
+    run_child,
+    table,
+    targets_table,
+    write_result,
+)
+
+# (label, recipe, overrides): every trained method, GRASP in every projection mode
+ARMS: list[tuple[str, str, dict[str, Any]]] = [
+    ("lora", "lora", {}),
+    ("grasp (both)", "grasp", {"project": "both"}),
+    ("grasp (writers)", "grasp", {"project": "writers"}),
+    ("grasp (readers)", "grasp", {"project": "readers"}),
+    ("grasp (residual_grad)", "grasp", {"project": "residual_grad"}),
+    ("steer_preventative", "steer_preventative", {}),
+    ("caft", "caft", {}),
+]
+
+
+def toy_data(n: int = 160) -> dict[str, list[dict[str, Any]]]:
+    from grasp_bench.data.toy import generate
+
+    return generate(0, n, 1, 1)
+
+
+def naive_lora(model: str, tmp: Path, data: dict) -> Path:
+    """The plain-LoRA run GRASP reads its directions from (a few steps are enough to time)."""
+    from grasp_bench.config import TrainConfig
+    from grasp_bench.methods import load_recipe
+    from grasp_bench.training import train_adapter
+
+    method = load_recipe(REPO / "baselines" / "lora.yaml").method
+    cfg = TrainConfig(steps=4, batch_size=8)
+    return train_adapter(method, model, data["train"], cfg, tmp / "naive", seed=0, progress=False)
+
+
+def open_session(
+    arm: tuple[str, str, dict[str, Any]],
+    model: str,
+    data: dict,
+    naive: Path,
+    tmp: Path,
+    steps: int,
+    batch_size: int,
+    **train: Any,
+):
+    from grasp_bench.config import TrainConfig
+    from grasp_bench.methods import load_recipe
+    from grasp_bench.training import TrainingSession
+
+    label, recipe, overrides = arm
+    method = load_recipe(REPO / "baselines" / f"{recipe}.yaml", overrides=overrides).method
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, warmup_steps=1, **train)
+    session = TrainingSession(
+        method,
+        model,
+        data["train"],
+        cfg,
+        tmp / label.replace(" ", "_"),
+        seed=0,
+        dependencies={"lora": naive},
+        contrast_rows=data["control"],
+    )
+    session.start()
+    return session
+
+
+def interleaved(sessions: dict[str, Any], rounds: int) -> dict[str, list[float]]:
+    """Seconds of one step of each session per round, order rotating; round 0 dropped."""
+    names = list(sessions)
+    seconds: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds + 1):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            t = time.perf_counter()
+            sessions[name].step(r)
+            if r:
+                seconds[name].append(time.perf_counter() - t)
+    return seconds
+
+
+def memory_child(a: argparse.Namespace) -> dict[str, Any]:
+    """Peak RSS of one method: open its session and take two steps."""
+    arm = next(x for x in ARMS if x[0] == a.arm)
+    data = toy_data()
+    with tempfile.TemporaryDirectory() as tmp:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        session = open_session(arm, a.model, data, Path(a.naive), Path(tmp), 2, a.batch_size)
+        for step in range(2):
+            session.step(step)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"peak_rss_mib": peak / 1024, "before_model_mib": before / 1024}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--memory-child", dest="arm")
+    ap.add_argument("--naive")
+    a = ap.parse_args()
+    from grasp_bench.models import resolve_model
+
+    a.model = resolve_model(a.model)
+    if a.arm:
+        emit(memory_child(a))
+        return
+    data = toy_data()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        naive = naive_lora(a.model, tmp, data)
+        sessions = {
+            arm[0]: open_session(arm, a.model, data, naive, tmp, a.rounds + 1, a.batch_size)
+            for arm in ARMS
+        }
+        seconds = interleaved(sessions, a.rounds)
+        del sessions
+        memory = {
+            arm[0]: run_child(
+                [
+                    "bench.step_time",
+                    "--memory-child",
+                    arm[0],
+                    "--naive",
+                    str(naive),
+                    "--model",
+                    a.model,
+                    "--batch-size",
+                    str(a.batch_size),
+                ]
+            )
+            for arm in ARMS
+        }
+    med = {k: median(v) for k, v in seconds.items()}
+    ratio = {k: v / med["lora"] for k, v in med.items()}
+    peak = {k: m.get("peak_rss_mib") for k, m in memory.items()}
+    targets = [
+        Target(
+            f"step time: {k} / lora",
+            ratio[k],
+            1.10,
+            higher_is_better=False,
+            note=f"median of {a.rounds} interleaved steps",
+        )
+        for k in med
+        if k.startswith("grasp") or k == "steer_preventative"
+    ]
+    report = {
+        "machine": machine(),
+        "batch_size": a.batch_size,
+        "rounds": a.rounds,
+        "seconds": seconds,
+        "median_s": med,
+        "relative_to_lora": ratio,
+        "memory": memory,
+        "targets": targets,
+    }
+    m = report["machine"]
+    lines = [
+        f"# Training step time per method ({m['cpu']}, {m['cores']} cores; embedded model,"
+        f" float32, toy data, batch {a.batch_size}; {a.rounds} interleaved rounds after a"
+        " warm-up round)",
+        "",
+        *table(
+            ["method", "median s/step", "x lora", "peak RSS MiB", "x lora"],
+            [
+                [
+                    k,
+                    med[k],
+                    ratio[k],
+                    peak[k],
+                    peak[k] / peak["lora"] if peak[k] and peak["lora"] else None,
+                ]
+                for k in med
+            ],
+        ),
+        "",
+        *targets_table(targets),
+    ]
+    write_result("step_time", report, lines)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
