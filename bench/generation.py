@@ -176,6 +176,11 @@ def main() -> None:
     ap.add_argument("--many-tokens", type=int, default=16)
     ap.add_argument("--n-adapters", type=int, default=3)
     ap.add_argument("--avx2", action="store_true", help="Kernels limited to AVX2 (emulated).")
+    ap.add_argument(
+        "--hf-only",
+        action="store_true",
+        help="transformers only (vLLM's own CPU kernels ignore the AVX2 limit anyway).",
+    )
     a = ap.parse_args()
     a.sizes = [int(x) for x in str(a.sizes).split(",")]
     if a.child:
@@ -189,15 +194,17 @@ def main() -> None:
         adapters = _adapters(a.model, Path(tmp), a.n_adapters if not a.avx2 else 1)
         for dtype in ("float32", "bfloat16"):
             many = dtype == "float32" and not a.avx2
-            runs[f"vllm/{dtype}"] = _child("vllm", dtype, a, adapters, many=many)
+            if not a.hf_only:
+                runs[f"vllm/{dtype}"] = _child("vllm", dtype, a, adapters, many=many)
             runs[f"hf/{dtype}"] = _child("hf", dtype, a, adapters[:1])
-        if not a.avx2:  # the judge server's engine (no LoRA): eager now, compiled before
+        vllm = not a.avx2 and not a.hf_only
+        if vllm:  # the judge server's engine (no LoRA): eager now, compiled before
             for mode in ("eager", "compiled"):
                 runs[f"vllm/float32 no LoRA, {mode}"] = _child(
                     "vllm", "float32", a, adapters, no_lora=True, compiled=mode == "compiled"
                 )
         singles = []
-        if not a.avx2:  # N starts: one engine per adapter (the first is the many child's)
+        if vllm:  # N starts: one engine per adapter (the first is the many child's)
             for adapter in adapters[1:]:
                 singles.append(_child("vllm", "float32", a, [adapter], many=True, many_only=True))
     report = _report(a, runs, singles)

@@ -340,7 +340,8 @@ def tiny_chat_model(out: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 SMOKE = {  # label -> (method, recipe overrides, train overrides)
-    "lora": ("lora", {}, {}),
+    "lora": ("lora", {}, {}),  # the LM head on labelled positions only (the default)
+    "lora_logits_all": ("lora", {}, {"logits": "all"}),  # every position: same losses
     "lora_checkpointing_rslora": ("lora", {"use_rslora": True}, {"gradient_checkpointing": True}),
     "grasp_weights": ("grasp", {"reading": "random"}, {}),
     "grasp_residual_grad": ("grasp", {"reading": "random", "project": "residual_grad"}, {}),

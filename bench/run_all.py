@@ -24,11 +24,11 @@ from grasp_bench.store import atomic_write_json, atomic_write_text
 BENCHMARKS: list[tuple[str, list[str]]] = [
     ("throughput", ["bench.throughput", "--rounds", "3"]),
     ("step_time", ["bench.step_time", "--rounds", "3"]),
-    ("judge", ["bench.judge", "--n", "48", "--sizes", "12,24,48"]),
-    ("generation", ["bench.generation", "--prompts", "16", "--sizes", "4,8,16"]),
+    ("judge", ["bench.judge", "--n", "24", "--sizes", "8,16,24"]),
+    ("generation", ["bench.generation", "--prompts", "8", "--sizes", "2,4,8"]),
     (
         "generation_avx2",
-        ["bench.generation", "--avx2", "--prompts", "8", "--tokens", "16", "--sizes", "2,4,8"],
+        ["bench.generation", "--avx2", "--hf-only", "--prompts", "8", "--sizes", "2,4,8"],
     ),
     ("end_to_end", ["bench.end_to_end"]),
 ]
