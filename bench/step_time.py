@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -149,15 +148,14 @@ def main() -> None:
         }
         seconds = interleaved(sessions, a.rounds)
         del sessions
-        # peak memory needs a process per method; the timing is done, so they run side by
-        # side (a peak RSS does not depend on what else runs)
+        # peak memory needs a process per method, one at a time (torch processes side by side
+        # on 2 cores slow each other several times over)
         args = ["--naive", str(naive), "--model", a.model, "--batch-size", str(a.batch_size)]
-        arms = [arm[0] for arm in ARMS if arm[0] not in SAME_MEMORY]
-        with ThreadPoolExecutor(len(arms)) as pool:
-            found = pool.map(
-                lambda arm: run_child(["bench.step_time", "--memory-child", arm, *args]), arms
-            )
-            memory = dict(zip(arms, found, strict=True))
+        memory = {
+            arm[0]: run_child(["bench.step_time", "--memory-child", arm[0], *args])
+            for arm in ARMS
+            if arm[0] not in SAME_MEMORY
+        }
     med = {k: median(v) for k, v in seconds.items()}
     ratio = {k: v / med["lora"] for k, v in med.items()}
     peak = {k: memory.get(k, {}).get("peak_rss_mib") for k in med}

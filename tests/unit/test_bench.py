@@ -54,8 +54,23 @@ def test_latest_report_lists_every_target_and_each_benchmark(tmp_path):
     (tmp_path / f"{name}.json").write_text(json.dumps(result))
     (tmp_path / f"{name}.md").write_text("# Its own table\n\n| a |\n")
     text = report({name: {"wall_s": 90.0, "exit": 0}}, tmp_path)
-    assert "Targets: 1 of 2 met." in text
+    assert "Targets: 2 of 3 met." in text  # the two above and the whole run's 1.5 <= 20 min
     assert "x over y" in text and "**missed**" in text
     assert "## Its own table" in text and "all 1.5 min" in text
     latest = json.loads((tmp_path / "latest.json").read_text())
-    assert [t["met"] for t in latest["targets"]] == [False, True]
+    assert [t["met"] for t in latest["targets"]] == [False, True, True]
+
+
+def test_avx2_demo_estimate_scales_training_and_generation():
+    from bench.run_all import avx2_demo_estimate
+
+    results = {
+        "end_to_end": {"seconds": {"train": 300.0, "generate": 100.0, "model prepare": 20.0}},
+        "throughput": {"avx2_over_native": 1.5},
+        "generation": {"runs": {"hf/float32": {"lora_tokens_per_s": 120.0}}},
+        "generation_avx2": {"runs": {"hf/float32": {"lora_tokens_per_s": 60.0}}},
+    }
+    estimate = avx2_demo_estimate(results)
+    assert estimate.value == pytest.approx((300 * 1.5 + 100 * 2 + 20) / 60)
+    assert estimate.met is False  # 11.2 min > 10
+    assert avx2_demo_estimate({"end_to_end": {"seconds": {}}}) is None
