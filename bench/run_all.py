@@ -83,7 +83,11 @@ def report(walls: dict[str, dict[str, Any]], results_dir: Path = RESULTS) -> str
             results[name] = json.loads(path.read_text())
     m = machine()
     total = sum(w["wall_s"] for w in walls.values())
-    targets = [t for r in results.values() for t in r.get("targets", [])]
+    targets = [
+        {**t, "name": ("AVX2 (emulated): " if name.endswith("_avx2") else "") + t["name"]}
+        for name, r in results.items()
+        for t in r.get("targets", [])
+    ]
     avx2 = avx2_demo_estimate(results)
     if avx2 is not None:
         targets.append(avx2.row())

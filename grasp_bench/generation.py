@@ -43,9 +43,9 @@ def resolve_backend(requested: str = "auto", device: str | None = None) -> str:
 
 def resolve_generation_dtype(requested: str, backend: str, device: str | None = None) -> str:
     """The dtype completions are generated in. ``auto`` is ``resolve_dtype``'s choice, except
-    for transformers on a CPU: there float32 wins, because a LoRA adapter merges exactly into
-    float32 weights (123 vs 107 tokens/s unmerged in bf16 on a Zen 4 with native bf16,
-    bench/results/generation.md)."""
+    for transformers on a CPU: there float32, because a LoRA adapter merges exactly into
+    float32 weights, and merged float32 is as fast as unmerged bf16 even on a CPU with native
+    bf16 (within 2%, bench/results/generation.md)."""
     if requested == "auto" and backend == "hf" and (device or accelerator()) == "cpu":
         return "float32"
     return resolve_dtype(requested, device)
