@@ -6,11 +6,11 @@ vLLM runs in a child process (``python -m grasp_bench.generation SPEC``): it nee
 (adapter) output is written atomically as its own JSONL, so an interrupted stage resumes with
 only the adapters that are missing.
 
-Which back end ``auto`` picks (measured on 2 CPU cores, SmolLM2-135M, 32 prompts x 32 tokens):
-vLLM serves a LoRA adapter at half its base-model speed on CPU (float32: 58 vs 115 tokens/s on
-an AVX-512 EPYC, 44 vs 102 with AVX2 only) and needs about 37 s to start, while transformers
-with the adapter merged into float32 weights makes 112-130 tokens/s and starts in 2 s. So on a
-CPU ``auto`` is ``hf``; on a GPU it is vLLM, the engine users run at scale.
+Which back end ``auto`` picks (``make bench``, bench/results/generation.md: 2 Zen 4 cores,
+SmolLM2-135M): on a CPU vLLM serves a LoRA adapter at about half its base-model speed (float32:
+48 vs 85 tokens/s) and needs about 22 s to start, while transformers with the adapter merged
+into float32 weights makes 86 tokens/s and starts in 2 s. So on a CPU ``auto`` is ``hf``; on a
+GPU it is vLLM, the engine users run at scale.
 """
 
 from __future__ import annotations
