@@ -204,7 +204,8 @@ def validate_submission(sub: Path, root: Path) -> list[str]:
     seen = set()
     with open(sub / "samples.jsonl", "rb") as fh:  # bytes: pydantic checks the UTF-8 per line
         for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
+            if not line.strip():  # our writer never leaves one: a line was lost here
+                problems.append(f"{rel / 'samples.jsonl'}:{lineno} <record>: empty line")
                 continue
             try:
                 rec = SampleRecord.model_validate_json(line)

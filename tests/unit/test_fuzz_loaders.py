@@ -41,11 +41,15 @@ from grasp_bench.taskspec import registered_tasks
 from ..conftest import REPO
 from .test_leaderboard import make_submission
 
-# 1,000 generated cases per loader; no example database (it would write .hypothesis/ here)
+# 1,000 generated cases per loader; no example database (it would write .hypothesis/ here).
+# Derandomized: CI runs the same 1,000 every time (a random draw once found a blank-line case in
+# CI that no local run had, now a case of its own in test_leaderboard.py); to explore afresh,
+# run with HYPOTHESIS_RANDOM=1.
 FUZZ = settings(
     max_examples=1000,
     deadline=None,
     database=None,
+    derandomize=not os.environ.get("HYPOTHESIS_RANDOM"),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 pytestmark = pytest.mark.timeout(240)  # an alias bomb that hangs fails instead of blocking CI

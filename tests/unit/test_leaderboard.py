@@ -283,6 +283,8 @@ def _break(kind: str, sub: Path, root: Path) -> None:
     lines = samples.read_text().splitlines()
     if kind == "missing_file":
         (sub / "recipe.yaml").unlink()
+    elif kind == "blank_line":  # a record replaced by an empty (CRLF) line
+        samples.write_bytes(b"\r\n" + "\n".join(lines[1:]).encode() + b"\n")
     elif kind == "invalid_json":
         s.write_text('{\n  "task": "toy",\n  oops\n}')
     elif kind == "schema_field":
@@ -358,6 +360,7 @@ CASES = {
     "judge": "summary.json judges: ['openai:gpt-4o:aligned'] differ from the baselines'",
     "seeds": "summary.json seeds: [0, 1] differ from the baselines' [0]",
     "duplicate": "samples.jsonl:41 prompt_id: duplicate record",
+    "blank_line": "samples.jsonl:1 <record>: empty line",
     "unscored_without_reason": "samples.jsonl:1 scores.persona.reason: an unscored value",
     "symlink": "link.json: symbolic links are not allowed",
     "method_dir_mismatch": "summary.json method: 'lora' does not match its directory",

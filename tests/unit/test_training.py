@@ -163,10 +163,9 @@ def test_labelled_logits_give_the_models_own_loss_and_the_same_adapter(
     """``logits: labelled`` (the default) skips the LM head on prompt and padding positions:
     the loss is the model's own (mean over label tokens) and training ends at the same adapter
     as ``logits: all``, up to rounding."""
-    from grasp_bench.training import TrainingSession, labelled_loss
+    from grasp_bench.training import TrainingSession, _collate, labelled_loss
 
     session = TrainingSession(_lora(), tiny_model, toy_rows["train"], CFG, tmp_path / "s", seed=0)
-    from grasp_bench.training import _collate
 
     batch = _collate([session.encoded[i] for i in session.batches[0]], session.pad_id)
     assert (batch["labels"] == -100).float().mean() > 0.3  # most positions carry no label
@@ -174,12 +173,13 @@ def test_labelled_logits_give_the_models_own_loss_and_the_same_adapter(
         assert labelled_loss(session.model, batch) == pytest.approx(
             session.model(**batch).loss.item(), rel=1e-5
         )
+    assert session.labelled_logits
+    every = CFG.model_copy(update={"logits": "all"})
     a = train_adapter(
-        _lora(), tiny_model, toy_rows["train"], CFG, tmp_path / "a", 0, progress=False
+        _lora(), tiny_model, toy_rows["train"], every, tmp_path / "a", 0, progress=False
     )
-    labelled = CFG.model_copy(update={"logits": "labelled"})
     b = train_adapter(
-        _lora(), tiny_model, toy_rows["train"], labelled, tmp_path / "b", 0, progress=False
+        _lora(), tiny_model, toy_rows["train"], CFG, tmp_path / "b", 0, progress=False
     )
     wa, wb = (load_file(str(x / "adapter_model.safetensors")) for x in (a, b))
     for name in wa:
