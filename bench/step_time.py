@@ -1,7 +1,10 @@
 """Training step time of every trained method relative to plain LoRA, in one process on the
 same model, data and batches: each method's session is opened first, then one step of each
 is taken in turn, the order rotating every round, round 0 (the warm-up) excluded; the median
-of the rounds. Peak memory per method from a process of its own (its high-water RSS).
+of the rounds. Peak memory per method from a process of its own, one at a time: its high-water
+RSS through setup, and afresh through two steps, with glibc's mmap threshold fixed so that
+freed tensors leave the RSS (with the default, adaptive threshold a process's peak moved by
+several hundred MiB from one run of the same method to the next).
 
     python -m bench.step_time [--rounds 4] [--batch-size 8]
 """
@@ -37,6 +40,11 @@ ARMS: list[tuple[str, str, dict[str, Any]]] = [
     ("caft", "caft", {}),
 ]
 
+
+# glibc: allocations from 128 KiB up are mmapped and go back to the OS when freed, every time
+# (the default threshold adapts upwards as big blocks are freed, after which freed tensors stay
+# in the heap and count towards the peak or not by chance)
+FIXED_MMAP_THRESHOLD = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
 # weight projection of writers or readers alone keeps a subset of `both`'s projectors
 SAME_MEMORY = {"grasp (writers)", "grasp (readers)"}
@@ -113,15 +121,42 @@ def _status_mib(field: str) -> float:
     raise KeyError(field)
 
 
+def _reset_peak() -> None:
+    """Start VmHWM afresh from the current RSS (Linux >= 4.0: clear_refs 5)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
 def memory_child(a: argparse.Namespace) -> dict[str, Any]:
-    """Peak RSS of one method: open its session and take a step (its peak is in there)."""
+    """Peak RSS of one method in a fresh process: through setup (model load, readings,
+    contrast passes) and, started afresh after setup, through two training steps."""
     arm = next(x for x in ARMS if x[0] == a.arm)
     data = toy_data()
     with tempfile.TemporaryDirectory() as tmp:
         before = _status_mib("VmRSS")
-        session = open_session(arm, a.model, data, Path(a.naive), Path(tmp), 1, a.batch_size)
+        session = open_session(arm, a.model, data, Path(a.naive), Path(tmp), 2, a.batch_size)
+        setup_peak, after_setup = _status_mib("VmHWM"), _status_mib("VmRSS")
+        _reset_peak()
         session.step(0)
-    return {"peak_rss_mib": _status_mib("VmHWM"), "before_model_mib": before}
+        session.step(1)
+        steps_peak = _status_mib("VmHWM")
+    return {
+        "before_model_mib": before,
+        "setup_peak_rss_mib": setup_peak,
+        "after_setup_rss_mib": after_setup,
+        "steps_peak_rss_mib": steps_peak,
+    }
+
+
+def peak_memory(a: argparse.Namespace, naive: Path) -> dict[str, dict[str, Any]]:
+    """Peak RSS per method, a process each, one at a time (a process's peak depends on its
+    torch thread count, so each runs as training does)."""
+    args = ["bench.step_time", "--naive", str(naive), "--model", a.model]
+    args += ["--batch-size", str(a.batch_size)]
+    return {
+        arm[0]: run_child([*args, "--memory-child", arm[0]], FIXED_MMAP_THRESHOLD)
+        for arm in ARMS
+        if arm[0] not in SAME_MEMORY
+    }
 
 
 def main() -> None:
@@ -148,17 +183,11 @@ def main() -> None:
         }
         seconds = interleaved(sessions, a.rounds)
         del sessions
-        # peak memory needs a process per method, one at a time (torch processes side by side
-        # on 2 cores slow each other several times over)
-        args = ["--naive", str(naive), "--model", a.model, "--batch-size", str(a.batch_size)]
-        memory = {
-            arm[0]: run_child(["bench.step_time", "--memory-child", arm[0], *args])
-            for arm in ARMS
-            if arm[0] not in SAME_MEMORY
-        }
+        memory = peak_memory(a, naive)
     med = {k: median(v) for k, v in seconds.items()}
     ratio = {k: v / med["lora"] for k, v in med.items()}
-    peak = {k: memory.get(k, {}).get("peak_rss_mib") for k in med}
+    setup = {k: memory.get(k, {}).get("setup_peak_rss_mib") for k in med}
+    peak = {k: memory.get(k, {}).get("steps_peak_rss_mib") for k in med}
     targets = [
         Target(
             f"step time: {k} / lora",
@@ -187,12 +216,22 @@ def main() -> None:
         " warm-up round)",
         "",
         *table(
-            ["method", "median s/step", "x lora", "peak RSS MiB", "x lora"],
+            [
+                "method",
+                "median s/step",
+                "x lora",
+                "peak RSS MiB: setup",
+                "x lora",
+                "peak RSS MiB: steps",
+                "x lora",
+            ],
             [
                 [
                     k,
                     med[k],
                     ratio[k],
+                    setup[k],
+                    setup[k] / setup["lora"] if setup[k] and setup["lora"] else None,
                     peak[k],
                     peak[k] / peak["lora"] if peak[k] and peak["lora"] else None,
                 ]
