@@ -132,9 +132,12 @@ def hf_child(a: argparse.Namespace) -> dict[str, Any]:
 
     run(2, offset=1000)  # warm-up
     scaling = {str(n): run(n, offset=100 * n) for n in a.sizes}
-    # the dtype choice rests on this number: the median of three runs of the same batch
+    # the dtype choice rests on this number: the median of runs of the same batch
     repeats = [_tokens_per_s(a, scaling, lambda: run(a.prompts))]
-    repeats += [a.prompts * a.tokens / run(a.prompts, offset=100 * a.prompts) for _ in range(2)]
+    repeats += [
+        a.prompts * a.tokens / run(a.prompts, offset=100 * a.prompts)
+        for _ in range(a.hf_repeats - 1)
+    ]
     return {
         "lora_tokens_per_s": statistics.median(repeats),
         "lora_tokens_per_s_repeats": repeats,
@@ -162,6 +165,7 @@ def _child(engine: str, dtype: str, a: argparse.Namespace, adapters: list[str], 
     args = ["bench.generation", "--child", engine, "--dtype", dtype, "--model", a.model]
     args += ["--adapters", ",".join(adapters), "--prompts", str(a.prompts)]
     args += ["--tokens", str(a.tokens), "--sizes", ",".join(map(str, a.sizes))]
+    args += ["--hf-repeats", str(a.hf_repeats)]
     if kw.get("compiled"):
         args.append("--compiled")
     if kw.get("no_lora"):
@@ -192,6 +196,9 @@ def main() -> None:
     ap.add_argument("--many-tokens", type=int, default=16)
     ap.add_argument("--n-adapters", type=int, default=3)
     ap.add_argument("--avx2", action="store_true", help="Kernels limited to AVX2 (emulated).")
+    ap.add_argument(
+        "--hf-repeats", type=int, default=3, help="transformers tok/s: median of this many runs."
+    )
     ap.add_argument(
         "--hf-only",
         action="store_true",
@@ -396,7 +403,7 @@ def _markdown(r: dict) -> list[str]:
     if repeats:
         lines += [
             "",
-            "transformers LoRA tok/s is the median of three runs of the same batch: "
+            "transformers LoRA tok/s is the median of these runs of the same batch: "
             + "; ".join(f"{k} " + ", ".join(f"{x:.1f}" for x in v) for k, v in repeats.items())
             + ".",
         ]

@@ -434,15 +434,10 @@ class ExperimentConfig(StrictModel):
     @field_validator("task")
     @classmethod
     def _task_is_registered(cls, v: str, info: ValidationInfo) -> str:
-        import importlib
-
         from grasp_bench.taskspec import registered_tasks
 
         for module in info.data.get("plugins", []):  # a plugin may register the task
-            try:
-                importlib.import_module(module)
-            except (ImportError, TypeError) as exc:  # TypeError: a relative name (".x")
-                raise ValueError(f"plugin {module!r} cannot be imported: {exc}") from None
+            import_plugin(module)
         if v not in registered_tasks():
             raise ValueError(f"unknown task {v!r}; registered: {registered_tasks()}")
         return v
@@ -490,6 +485,15 @@ def load_experiment(path: Path) -> LoadedExperiment:
 SAFE_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # as the board's SAFE_NAME
 
 
+def import_plugin(module: str) -> None:
+    """Import a plugin module (it may register tasks, methods or judges); ValueError with the
+    reason where it cannot be imported."""
+    try:
+        importlib.import_module(module)
+    except (ImportError, TypeError, ValueError) as exc:  # TypeError: a relative name (".x")
+        raise ValueError(f"plugin {module!r} cannot be imported: {exc}") from None
+
+
 def _import_plugins(plugins: Any, path: Path, lines: dict[Loc, int]) -> None:
     """Import the experiment's plugin modules (they may register its task and methods); a
     name that cannot be imported is an error at its line, not a traceback later."""
@@ -499,9 +503,7 @@ def _import_plugins(plugins: Any, path: Path, lines: dict[Loc, int]) -> None:
         if not isinstance(module, str):
             continue
         try:
-            importlib.import_module(module)
-        except (ImportError, TypeError, ValueError) as exc:  # TypeError: a relative name
-            raise ConfigError(
-                f"{path}:{_line_for(('plugins', i), lines)} plugins[{i}]: "
-                f"cannot import {module!r}: {exc}"
-            ) from None
+            import_plugin(module)
+        except ValueError as exc:
+            line = _line_for(("plugins", i), lines)
+            raise ConfigError(f"{path}:{line} plugins[{i}]: {exc}") from None

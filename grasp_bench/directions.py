@@ -14,7 +14,7 @@ Directions are saved as safetensors with their provenance in the metadata.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,22 +76,53 @@ def unsupervised_directions(
 
 
 @torch.no_grad()
+def response_batches(
+    model: Any, tokenizer: Any, rows: list[dict[str, Any]], batch_size: int = 16
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The rows as right-padded batches: (input ids, attention mask, response-token mask).
+    Right padding leaves every real token's position and context as in a batch of one."""
+    from grasp_bench.hf import encode_chat
+
+    encoded = [encode_chat(tokenizer, row["messages"], max_length=512) for row in rows]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for start in range(0, len(encoded), batch_size):
+        chunk = encoded[start : start + batch_size]
+        width = max(len(ids) for ids, _ in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(chunk), width), dtype=torch.long)
+        response = torch.zeros((len(chunk), width), dtype=torch.bool)
+        for j, (row_ids, labels) in enumerate(chunk):
+            ids[j, : len(row_ids)] = torch.tensor(row_ids)
+            attention[j, : len(row_ids)] = 1
+            response[j, : len(labels)] = torch.tensor(labels) != -100
+        yield ids.to(model.device), attention.to(model.device), response.to(model.device)
+
+
+def forward_hidden(model: Any, ids: torch.Tensor, attention: torch.Tensor) -> None:
+    """A forward pass for its hooks only: the LM head on one position where the model allows
+    it (on a small model the head over every position is a fifth of the work)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if "logits_to_keep" in inspect.signature(base.forward).parameters:
+        model(input_ids=ids, attention_mask=attention, logits_to_keep=1)
+    else:
+        model(input_ids=ids, attention_mask=attention)
+
+
 def mean_response_activations(model: Any, tokenizer: Any, rows: list[dict[str, Any]]) -> Directions:
     """Mean residual stream after each decoder layer over assistant-response tokens."""
-    from grasp_bench.hf import encode_chat
     from grasp_bench.hooks import ResidualCapture
 
     totals: dict[int, torch.Tensor] = {}
     count = 0
     with ResidualCapture(model) as capture:
-        for row in rows:
-            ids, labels = encode_chat(tokenizer, row["messages"], max_length=512)
-            model(input_ids=torch.tensor([ids], device=model.device))
-            mask = (torch.tensor(labels) != -100).to(model.device)
+        for ids, attention, response in response_batches(model, tokenizer, rows):
+            forward_hidden(model, ids, attention)
             for layer, h in capture.outputs.items():
-                s = h[0, mask].double().sum(dim=0)
+                s = h[response].double().sum(dim=0)
                 totals[layer] = totals[layer] + s if layer in totals else s
-            count += int(mask.sum())
+            count += int(response.sum())
     return {layer: (t / count).float() for layer, t in totals.items()}
 
 
@@ -209,21 +240,18 @@ def activation_change_directions(
     response tokens: eigenvectors of the uncentred second moment of the change per layer (a
     constant shift counts: it is what the fine-tune adds on every token). ``use_tuned(on)``
     switches ``model`` between the two (e.g. two peft adapters), so one copy is held."""
-    from grasp_bench.hf import encode_chat
     from grasp_bench.hooks import ResidualCapture
 
     moments: dict[int, torch.Tensor] = {}
-    for row in rows:
-        ids, labels = encode_chat(tokenizer, row["messages"], max_length=512)
-        mask = (torch.tensor(labels) != -100).to(model.device)
+    for ids, attention, response in response_batches(model, tokenizer, rows):
         captured = []
         for on in (False, True):
             use_tuned(on)
             with ResidualCapture(model) as cap:
-                model(input_ids=torch.tensor([ids], device=model.device))
+                forward_hidden(model, ids, attention)
             captured.append(cap.outputs)
         for layer, h in captured[1].items():
-            delta = (h[0, mask] - captured[0][layer][0, mask]).double()
+            delta = (h[response] - captured[0][layer][response]).double()
             m = delta.T @ delta
             moments[layer] = moments[layer] + m if layer in moments else m
     out = {}

@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-from grasp_bench.config import ConfigError, LoadedExperiment
+from grasp_bench.config import ConfigError, LoadedExperiment, import_plugin
 from grasp_bench.data import build_task, load_chat_jsonl
 from grasp_bench.data.em_questions import em_drift_prompts
 from grasp_bench.hardware import describe as describe_machine
@@ -46,20 +46,14 @@ class Target:
     adapter: Path | None = None
 
 
-def _import_plugins(modules: list[str]) -> None:
-    import importlib
-
-    for module in modules:
-        importlib.import_module(module)
-
-
 def load_recipes(
     exp: LoadedExperiment, recipes_dir: Path | None = None, allow_missing_deps: bool = False
 ) -> list[Recipe]:
     """The experiment's recipes; a dependency it does not list is an error, or (for the
     ``train`` command) is loaded from the recipes directory under its own name."""
     cfg = exp.config
-    _import_plugins(cfg.plugins)
+    for module in cfg.plugins:
+        import_plugin(module)
     base_dir = recipes_dir or _default_recipes_dir(exp.path)
     recipes = []
     for i, ref in enumerate(cfg.method_refs()):

@@ -56,6 +56,7 @@ from grasp_bench.config import (
     _format_loc,
     _line_for,
     format_validation_error,
+    import_plugin,
     load_yaml,
     validate_as,
 )
@@ -74,17 +75,6 @@ SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,47}")  # sweep names and model l
 
 # --------------------------------------------------------------------------------------------
 # The sweep file
-
-
-def _import_plugins(modules: list[str]) -> list[str]:
-    import importlib
-
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except (ImportError, TypeError, ValueError) as exc:  # TypeError: a relative name
-            raise ValueError(f"plugin {module!r} cannot be imported: {exc}") from None
-    return modules
 
 
 class TaskEntry(StrictModel):
@@ -167,7 +157,9 @@ class SweepConfig(StrictModel):
     @classmethod
     def _import(cls, v: list[str]) -> list[str]:
         # declared (and so validated) before tasks: a plugin may register a task
-        return _import_plugins(v)
+        for module in v:
+            import_plugin(module)
+        return v
 
     @field_validator("tasks", mode="before")
     @classmethod

@@ -220,3 +220,24 @@ def test_identification_report_ranks_readings_against_a_planted_truth(
     assert set(table.layer) == {LAYER}
     with pytest.raises(FileNotFoundError, match="no trained lora adapter at seed 1"):
         identify_run(tmp_path, tiny_model, [], [], seed=1)
+
+
+def test_batched_response_means_equal_one_row_at_a_time(tiny_model, toy_rows):
+    """Readings run in right-padded batches: padding must not move any response token's
+    activations (uneven lengths on purpose), so the means match batches of one."""
+    import functools
+
+    from grasp_bench import directions
+
+    model, tok = load_base(tiny_model)
+    rows = toy_rows["train"][:4] + toy_rows["control"][:3]
+    assert len({len(str(r["messages"])) for r in rows}) > 1
+    with torch.no_grad():
+        batched = directions.mean_response_activations(model, tok, rows)
+        one = functools.partial(directions.response_batches, batch_size=1)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(directions, "response_batches", one)
+            single = directions.mean_response_activations(model, tok, rows)
+    assert batched.keys() == single.keys()
+    for layer in batched:
+        torch.testing.assert_close(batched[layer], single[layer], rtol=1e-5, atol=1e-6)
