@@ -27,7 +27,9 @@ from grasp_bench.hardware import (
     accelerator,
     resolve_dtype,
     vllm_enforce_eager,
+    vllm_env,
     vllm_memory_fraction,
+    vllm_single_process,
 )
 from grasp_bench.store import atomic_write_json, atomic_write_jsonl
 
@@ -98,7 +100,7 @@ def generate_all(
         spec_path = out_dir / "spec.json"
         atomic_write_json(spec_path, spec)
         env = {
-            **os.environ,
+            **vllm_env(),
             "VLLM_CONFIGURE_LOGGING": os.environ.get("VLLM_CONFIGURE_LOGGING", "1"),
         }
         proc = subprocess.run(
@@ -157,6 +159,8 @@ def _engine(spec: dict[str, Any]):
         trust_remote_code=spec["trust_remote_code"],
         tensor_parallel_size=spec.get("tensor_parallel_size", 1),
         enforce_eager=vllm_enforce_eager(),
+        # the model worker in this process too (see hardware.vllm_single_process)
+        distributed_executor_backend="uni" if vllm_single_process() else None,
     )
 
 

@@ -135,6 +135,30 @@ def vllm_enforce_eager(device: str | None = None) -> bool:
     return (device or accelerator()) != "cuda"
 
 
+def vllm_single_process(device: str | None = None) -> bool:
+    """Whether vLLM keeps its engine core and model worker in the process that starts it. On
+    a CPU yes: each extra process re-imported vLLM (an engine started in 21.9 s instead of 4.8
+    s) and the separate worker kept one of two cores to itself (base-model tokens/s 93 vs 150;
+    bench/results/vllm_start.md). On a GPU no: there the engine core's own process overlaps
+    scheduling with the GPU's work. ``GRASP_VLLM_SINGLE_PROCESS=0/1`` wins."""
+    found = os.environ.get("GRASP_VLLM_SINGLE_PROCESS")
+    if found in ("0", "1"):
+        return found == "1"
+    return (device or accelerator()) != "cuda"
+
+
+def vllm_env(device: str | None = None) -> dict[str, str]:
+    """Environment for a process that runs a vLLM engine (the user's own settings win). In
+    one process on a CPU: every core for the model (vLLM otherwise drops a serving engine to
+    one torch thread; 32 concurrent judge calls 7.8 s with one, 6.8 s with two of two cores)."""
+    wanted = {}
+    if vllm_single_process(device):
+        wanted["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        if (device or accelerator()) != "cuda":
+            wanted["OMP_NUM_THREADS"] = str(os.cpu_count() or 1)
+    return {**wanted, **os.environ}
+
+
 def describe() -> dict[str, str | bool]:
     """What a manifest records about the machine a stage ran on."""
     found: dict[str, str | bool] = {

@@ -17,7 +17,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-from grasp_bench.hardware import resolve_dtype, vllm_enforce_eager, vllm_memory_fraction
+from grasp_bench.hardware import (
+    resolve_dtype,
+    vllm_enforce_eager,
+    vllm_env,
+    vllm_memory_fraction,
+    vllm_single_process,
+)
 
 
 def free_port() -> int:
@@ -82,6 +88,8 @@ class VLLMServer:
         ]
         if vllm_enforce_eager():
             cmd.append("--enforce-eager")
+        if vllm_single_process():  # the model worker in the server's process
+            cmd += ["--distributed-executor-backend", "uni"]
         if self.loras:
             cmd += [
                 "--enable-lora",
@@ -101,7 +109,7 @@ class VLLMServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ},
+            env=vllm_env(),
         )
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:

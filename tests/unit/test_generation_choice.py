@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -187,3 +188,26 @@ def test_hf_generation_on_cpu_is_float32_where_auto(monkeypatch):
     assert resolve_generation_dtype("auto", "hf", "cpu") == "float32"
     assert resolve_generation_dtype("auto", "vllm", "cpu") == "bfloat16"
     assert resolve_generation_dtype("bfloat16", "hf", "cpu") == "bfloat16"
+
+
+def test_vllm_keeps_one_process_on_cpu_and_the_user_env_wins(monkeypatch):
+    """On a CPU the engine core and worker stay in the starting process with every core;
+    on a GPU vLLM's own processes; GRASP_VLLM_SINGLE_PROCESS and the user's env win."""
+    from grasp_bench.server import VLLMServer
+
+    for name in ("GRASP_VLLM_SINGLE_PROCESS", "VLLM_ENABLE_V1_MULTIPROCESSING", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    assert hardware.vllm_single_process("cpu") is True
+    assert hardware.vllm_single_process("cuda") is False
+    env = hardware.vllm_env("cpu")
+    assert env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+    assert env["OMP_NUM_THREADS"] == str(os.cpu_count())
+    assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in hardware.vllm_env("cuda")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert hardware.vllm_env("cpu")["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setattr(hardware, "accelerator", lambda: "cpu")
+    cmd = VLLMServer("m", dtype="float32").command()
+    assert cmd[cmd.index("--distributed-executor-backend") + 1] == "uni"
+    monkeypatch.setenv("GRASP_VLLM_SINGLE_PROCESS", "0")
+    assert "--distributed-executor-backend" not in VLLMServer("m", dtype="float32").command()
+    assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in hardware.vllm_env("cpu")
