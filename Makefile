@@ -29,7 +29,7 @@ board: install
 	done
 	$(BIN)/grasp-bench leaderboard build leaderboard
 
-# Every performance benchmark, one at a time (~20 min on 2 cores), then bench/results/latest.md.
+# Every performance benchmark, one at a time (19 min on 2 cores of an AMD EPYC), then bench/results/latest.md.
 bench: install
 	$(BIN)/grasp-bench model prepare
 	$(BIN)/python -m bench.run_all
