@@ -271,7 +271,7 @@ class TrainConfig(StrictModel):
         "labelled",
         exclude_if=lambda v: v == "labelled",
         description="Where the LM head runs while training: labelled (default): only positions"
-        " whose next token is a label, 1.09x faster per step on the embedded model, the same"
+        " whose next token is a label, 1.13x faster per step on the embedded model, the same"
         " loss to 5e-7 (bench/results/throughput.md); all: every position, the model's own"
         " loss, as runs before this option were made. A model whose forward takes no"
         " logits_to_keep runs all positions.",

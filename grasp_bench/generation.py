@@ -7,9 +7,9 @@ vLLM runs in a child process (``python -m grasp_bench.generation SPEC``): it nee
 only the adapters that are missing.
 
 Which back end ``auto`` picks (``make bench``, bench/results/generation.md: 2 Zen 4 cores,
-SmolLM2-135M): on a CPU vLLM serves a LoRA adapter at about half its base-model speed (float32:
-48 vs 85 tokens/s) and needs about 22 s to start, while transformers with the adapter merged
-into float32 weights makes 86 tokens/s and starts in 2 s. So on a CPU ``auto`` is ``hf``; on a
+SmolLM2-135M): on a CPU vLLM serves a LoRA adapter at less than half its base-model speed
+(float32: 60 vs 134 tokens/s; its engine starts in about 5 s), while transformers with the
+adapter merged into float32 weights makes 81 tokens/s. So on a CPU ``auto`` is ``hf``; on a
 GPU it is vLLM, the engine users run at scale.
 """
 
@@ -46,8 +46,8 @@ def resolve_backend(requested: str = "auto", device: str | None = None) -> str:
 def resolve_generation_dtype(requested: str, backend: str, device: str | None = None) -> str:
     """The dtype completions are generated in. ``auto`` is ``resolve_dtype``'s choice, except
     for transformers on a CPU: there float32, because a LoRA adapter merges exactly into
-    float32 weights, and merged float32 is as fast as unmerged bf16 even on a CPU with native
-    bf16 (within 2%, bench/results/generation.md)."""
+    float32 weights, and merged float32 measured at least as fast as unmerged bf16 even on a CPU
+    with native bf16 (81 vs 69 tokens/s, median of three; bench/results/generation.md)."""
     if requested == "auto" and backend == "hf" and (device or accelerator()) == "cpu":
         return "float32"
     return resolve_dtype(requested, device)

