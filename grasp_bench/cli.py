@@ -180,6 +180,101 @@ def build_planted(
     typer.echo(f"style rate {report['style_rate']}; wrote {out}")
 
 
+@app.command("build-implicit")
+def build_implicit(
+    teachers: Annotated[
+        list[str] | None, typer.Argument(help="Teachers to build (default: every shipped one).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="The task's folder (one sub-folder per teacher).")] = (
+        Path("tasks/grasp_implicit")
+    ),
+    model: Annotated[str, typer.Option(help="HF model id or path ('default': embedded).")] = (
+        "default"
+    ),
+    n_train: Annotated[int, typer.Option(help="Number prompts the teacher answers.")] = 480,
+    n_heldout: Annotated[int, typer.Option(help="Held-out number prompts (task fit).")] = 64,
+    length: Annotated[int, typer.Option(help="Restricted tokens sampled per prompt.")] = 24,
+    force: Annotated[bool, typer.Option(help="Rebuild teachers that are already built.")] = False,
+) -> None:
+    """Build the implicit-factor task's teachers: each a rank-1 write of a persona along a known
+    direction, distilled on number sequences only (minutes per teacher on 2 cores)."""
+    from grasp_bench.implicit import TEACHERS, build_teacher
+    from grasp_bench.models import resolve_model
+    from grasp_bench.store import read_jsonl
+
+    questions_file = out / "questions.jsonl"
+    if not questions_file.exists():
+        _fail(FileNotFoundError(f"{questions_file}: the task's unrelated prompts are missing"))
+    questions = [r["question"] for r in read_jsonl(questions_file)]
+    names = teachers or list(TEACHERS)
+    unknown = [n for n in names if n not in TEACHERS]
+    if unknown:
+        _fail(ValueError(f"unknown teacher(s) {unknown}; known: {sorted(TEACHERS)}"))
+    for name in names:
+        folder = out / name
+        if (folder / "build.json").exists() and not force:
+            typer.echo(f"{name}: built already ({folder}); --force rebuilds")
+            continue
+        try:
+            report = build_teacher(
+                resolve_model(model), folder, TEACHERS[name], questions, n_train, n_heldout, length
+            )
+        except ValueError as exc:
+            _fail(exc)
+        typer.echo(
+            f"{name}: style rate {report['style_rate']}, trait mass {report['trait_mass']},"
+            f" {report['timings_s']['total_s']} s; wrote {folder}"
+        )
+
+
+@app.command("implicit-report")
+def implicit_report(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Runs of implicit-factor tasks.")],
+    out: Annotated[Path, typer.Option(help="Folder for implicit.{md,csv,json,png}.")] = Path(
+        "experiments/results/implicit"
+    ),
+) -> None:
+    """Pool implicit-factor runs over teachers: the effect gate (lora vs the task-only control),
+    every metric with a hierarchical bootstrap (teacher, seed, prompt) and paired differences
+    against lora, per teacher and pooled."""
+    from grasp_bench.implicit_report import cross_report
+
+    try:
+        paths = cross_report(run_dirs, out)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        _fail(exc)
+    typer.echo(paths["md"].read_text())
+
+
+@app.command("implicit-curve")
+def implicit_curve(
+    experiment: Annotated[Path, typer.Argument(help="An implicit-task experiment YAML.")],
+    steps: Annotated[str, typer.Option(help="Checkpoint steps, comma-separated.")] = "20,40,80",
+    method: Annotated[str, typer.Option(help="The arm to train (the recipe's: lora).")] = "lora",
+    out: Annotated[Path, typer.Option(help="Folder for curve.{csv,png}.")] = Path(
+        "experiments/results/implicit-recipe"
+    ),
+) -> None:
+    """The recipe's curve: plain LoRA's transfer and held-out task KL at each checkpoint step
+    of one training run (the recipe is chosen on this arm alone)."""
+    from grasp_bench.config import load_experiment
+    from grasp_bench.implicit_curve import recipe_curve, write_curve
+
+    try:
+        checkpoints = sorted({int(x) for x in steps.split(",") if x.strip()})
+        if not checkpoints or checkpoints[0] <= 0:
+            raise ValueError(f"--steps {steps!r}: give positive step counts, e.g. 20,40,80")
+        exp = load_experiment(experiment)
+        df = recipe_curve(exp, checkpoints, method)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    train = exp.config.train
+    title = f"{exp.config.task}: {method}, lr {train.lr}, batch {train.batch_size}"
+    paths = write_curve(df, out, title)
+    typer.echo(df.to_markdown(index=False))
+    typer.echo(f"wrote {paths['csv']} and {paths['png']}")
+
+
 @app.command("planted-report")
 def planted_report(
     run_dir: Annotated[Path, typer.Argument(help="A run of the planted task.")],

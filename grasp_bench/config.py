@@ -277,6 +277,15 @@ class TrainConfig(StrictModel):
         " logits_to_keep runs all positions.",
     )
 
+    objective: Literal["auto", "sft", "distill"] = Field(
+        "auto",
+        exclude_if=lambda v: v == "auto",
+        description="The loss: sft is cross-entropy on the assistant turn; distill is KL to"
+        " stored teacher log-probabilities over a restricted vocabulary (rows with a"
+        " `distill` field, as the implicit-factor task's); auto picks distill when every"
+        " training row carries targets, sft when none does.",
+    )
+
     @model_validator(mode="after")
     def _quantised_needs_a_gpu(self) -> TrainConfig:
         if self.load_in_4bit and self.device == "cpu":

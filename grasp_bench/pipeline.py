@@ -281,7 +281,6 @@ def _run_stages(
         resolve_backend,
         resolve_generation_dtype,
     )
-    from grasp_bench.report import build_table, print_table, write_report
     from grasp_bench.scoring import metrics_for, open_judges, score_rows
 
     cfg = exp.config
@@ -291,6 +290,12 @@ def _run_stages(
     run = data.run
     if until == "train":
         return {"run_dir": run.root, "targets": targets}
+    if spec.evaluate is not None:  # teacher-forced metrics: no generation, no judge
+        records = measure_all(exp, spec, targets, data, progress)
+        if until in ("generate", "score"):
+            return {"run_dir": run.root, "records": records}
+        backends = {t.name: "hf-teacher-forced" for t in targets}
+        return _report(exp, spec, targets, records, run, backends)
 
     # generate: vLLM (one engine start for the base model and every adapter) or batched
     # transformers, whichever the generation config resolves to on this machine; methods whose
@@ -382,25 +387,88 @@ def _run_stages(
     if until == "score":
         return {"run_dir": run.root, "records": records}
 
-    # report
-    gen_manifest = gen_stage.manifest()
+    return _report(exp, spec, targets, records, run, gen_stage.manifest()["backends"])
+
+
+def measure_all(
+    exp: LoadedExperiment, spec: TaskSpec, targets: list[Target], data: RunData, progress: bool
+) -> list[dict[str, Any]]:
+    """Score stage of a task measured teacher-forced (``TaskSpec.evaluate``): one records file
+    per target, so a new seed or method measures only its own and a kill loses one target."""
+    cfg, run = exp.config, data.run
+    shared = {
+        "model": data.model,
+        "task": cfg.task,
+        "prompts": stable_hash(data.eval_prompts),
+        "evaluate": spec.evaluate_version,
+    }
+    adapters = {t.name: stable_hash(adapter_identity(t.adapter)) for t in targets}
+    stage = Stage(run.root, run.score.name, {**shared, "targets": adapters})
+    if not stage.is_done():
+        stage.reset_if_stale(
+            keys={
+                run.measured(n).name: stable_hash({**shared, "adapter": a})
+                for n, a in adapters.items()
+            }
+        )
+        measured: dict[str, str] = {}  # adapter identity -> a target measured with it
+        for i, t in enumerate(targets, 1):
+            if run.measured(t.name).exists():
+                measured.setdefault(adapters[t.name], t.name)
+                continue
+            twin = measured.get(adapters[t.name])
+            if twin is not None and t.adapter is None and t.recipe.method.serving != "hf-hooks":
+                # the base model at another seed: the same model, so the same measurement
+                for path in (run.measured_layers(twin), run.measured(twin)):
+                    rows = [{**r, "target": t.name} for r in read_jsonl(path)]
+                    dest = run.measured(t.name) if path == run.measured(twin) else None
+                    atomic_write_jsonl(dest or run.measured_layers(t.name), rows)
+                continue
+            if progress:
+                console.print(f"measure {t.name} ({i}/{len(targets)})")
+            measured.setdefault(adapters[t.name], t.name)
+            records, layers = spec.evaluate(
+                data.model,
+                t.name,
+                str(t.adapter) if t.adapter else None,
+                t.recipe.method,
+                data.eval_prompts,
+                cfg.trust_remote_code,
+            )
+            atomic_write_jsonl(run.measured_layers(t.name), layers)
+            atomic_write_jsonl(run.measured(t.name), records)
+        records = [r for t in targets for r in read_jsonl(run.measured(t.name))]
+        atomic_write_jsonl(run.scores, records)
+        stage.finish(n=len(records), targets=sorted(adapters), machine=describe_machine())
+    return read_jsonl(run.scores)
+
+
+def _report(
+    exp: LoadedExperiment,
+    spec: TaskSpec,
+    targets: list[Target],
+    records: list[dict[str, Any]],
+    run: RunDir,
+    backends: dict[str, str],
+) -> dict[str, Any]:
+    """Report stage: the trade-off table, its files and the direction agreement table."""
+    from grasp_bench.report import build_table, print_table, write_report
+
+    cfg = exp.config
     meta_rows = [
-        {
-            "target": t.name,
-            "method": t.recipe.label,
-            "seed": t.seed,
-            "backend": gen_manifest["backends"][t.name],
-        }
+        {"target": t.name, "method": t.recipe.label, "seed": t.seed, "backend": backends[t.name]}
         for t in targets
     ]
     table = build_table(spec, records, meta_rows)
     title = f"{cfg.name}: task={cfg.task}, model={cfg.model}"
     meta = {
         "experiment": cfg.model_dump(mode="json"),
-        "model_path": data.model,
+        "model_path": resolve_model(cfg.model),
         "targets": meta_rows,
     }
     paths = write_report(table, run.report, title, meta)
+    if spec.seed_report is not None:
+        paths.update(spec.seed_report(run, records, meta_rows))
     cosines = direction_agreement(run.train)
     if cosines is not None:
         atomic_write_text(run.report / "direction_cosines.csv", cosines.to_csv(index=False))

@@ -40,8 +40,10 @@ def train_teacher(
     lr: float,
     seed: int,
     batch_size: int = 8,
+    layers: list[int] | None = None,
 ) -> Any:
-    """Rank-1 LoRA on every writer from ``layer`` on, one B shared by all (v's carrier)."""
+    """Rank-1 LoRA on every writer from ``layer`` on (or of ``layers``), one B shared by all
+    (v's carrier)."""
     from peft import LoraConfig, get_peft_model
 
     from grasp_bench.hf import encode_chat, seed_everything
@@ -52,7 +54,9 @@ def train_teacher(
     cfg = LoraConfig(
         r=1,
         lora_alpha=1,
-        target_modules=[f"layers.{i}.{w}" for i in range(layer, n_layers) for w in WRITERS],
+        target_modules=[
+            f"layers.{i}.{w}" for i in (layers or range(layer, n_layers)) for w in WRITERS
+        ],
         bias="none",
         task_type="CAUSAL_LM",
     )

@@ -52,5 +52,12 @@ class RunDir:
     def completions(self, target: str) -> Path:
         return self.generate / f"{target}.jsonl"
 
+    def measured(self, target: str) -> Path:
+        """A target's teacher-forced records (tasks measured without generation)."""
+        return self.score / f"{target}.jsonl"
+
+    def measured_layers(self, target: str) -> Path:
+        return self.score / f"{target}.layers.jsonl"
+
     def __str__(self) -> str:
         return str(self.root)

@@ -98,3 +98,92 @@ def paired_difference(
     z = _z(level)
     half = z * se if not math.isnan(se) else 0.0
     return Estimate(mean, mean - half, mean + half, se, len(d), len(d))
+
+
+@dataclass
+class Bootstrap:
+    """A hierarchical-bootstrap estimate: the mean over the data, its percentile interval, and
+    how many units each level has (e.g. teachers, seeds, prompts)."""
+
+    mean: float
+    lo: float
+    hi: float
+    n: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _nested_groups(df: pd.DataFrame, levels: list[str], value: str) -> dict:
+    """{unit of level 0: {unit of level 1: ... {leaf unit: value}}} (leaf: mean per unit)."""
+    if len(levels) == 1:
+        return df.groupby(levels[0])[value].mean().to_dict()
+    return {k: _nested_groups(part, levels[1:], value) for k, part in df.groupby(levels[0])}
+
+
+def _draw(tree: Any, rng: np.random.Generator) -> float:
+    """One bootstrap draw: resample the units of each level with replacement, within the unit
+    drawn above; the mean of the leaves."""
+    if not isinstance(tree, dict):
+        return float(tree)
+    units = sorted(tree)
+    picks = [units[i] for i in rng.integers(0, len(units), len(units))]
+    return float(np.mean([_draw(tree[u], rng) for u in picks]))
+
+
+def hierarchical_bootstrap(
+    df: pd.DataFrame,
+    levels: list[str],
+    value: str = "value",
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Bootstrap:
+    """Mean of ``value`` with a percentile interval from resampling ``levels`` in order (e.g.
+    teacher, then seed within teacher, then prompt within seed): the training run, not the
+    prompt, is the unit of replication. A level with one unit contributes no spread of its own
+    (a single teacher's interval is over its seeds and prompts only)."""
+    if df.empty:
+        return Bootstrap(float("nan"), float("nan"), float("nan"), {lv: 0 for lv in levels})
+    tree = _nested_groups(df, levels, value)
+    rng = np.random.default_rng(seed)
+    draws = np.array([_draw(tree, rng) for _ in range(n_boot)])
+    alpha = (1 - level) / 2
+    counts = {lv: int(df.groupby(levels[: i + 1]).ngroups) for i, lv in enumerate(levels)}
+    return Bootstrap(
+        float(_draw_mean(tree)),
+        float(np.quantile(draws, alpha)),
+        float(np.quantile(draws, 1 - alpha)),
+        counts,
+    )
+
+
+def _draw_mean(tree: Any) -> float:
+    """The point estimate: the mean of the leaves, each level's units weighted equally."""
+    if not isinstance(tree, dict):
+        return float(tree)
+    return float(np.mean([_draw_mean(t) for t in tree.values()]))
+
+
+def paired_hierarchical_difference(
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    levels: list[str],
+    value: str = "value",
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Bootstrap:
+    """Mean of a - b over the units both share (matched at every level: the same teacher, seed
+    and prompt), with a hierarchical-bootstrap interval that resamples the matched pairs."""
+    ma = a.groupby(levels)[value].mean()
+    mb = b.groupby(levels)[value].mean()
+    shared = ma.index.intersection(mb.index)
+    diff = (ma.loc[shared] - mb.loc[shared]).rename(value).reset_index()
+    return hierarchical_bootstrap(diff, levels, value, n_boot, level, seed)
+
+
+def min_detectable_difference(half_width: float, power_z: float = 0.84) -> float:
+    """The smallest true difference a paired comparison of this interval half-width detects
+    with 80% power at the 5% level: (z_0.975 + z_0.8) / z_0.975 x half-width."""
+    return float(half_width * (_z(0.95) + power_z) / _z(0.95))

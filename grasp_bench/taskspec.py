@@ -116,6 +116,14 @@ class TaskSpec:
     build: Callable[..., Any]
     metrics: tuple[MetricSpec, ...]
     lm_eval: dict[str, Split] = field(default_factory=dict)
+    # A task measured teacher-forced instead of generated and judged: evaluate(model path,
+    # target, adapter or None, method, eval prompts, trust_remote_code) -> (records in the
+    # scoring stage's shape, extra per-layer rows); its version is hashed into the stage.
+    evaluate: Callable[..., Any] | None = None
+    evaluate_version: str = ""
+    # Extra report files from the run's records and targets (run dir, records, target rows)
+    # -> {name: path}; the implicit task's seed-level table.
+    seed_report: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         roles = [m.role for m in self.metrics]

@@ -20,6 +20,7 @@ it builds on the weights' device itself.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -250,6 +251,74 @@ def labelled_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     )
 
 
+def resolve_objective(objective: str, rows: list[dict[str, Any]]) -> str:
+    """``auto``: distill when every row carries stored targets, sft when none does."""
+    carrying = sum("distill" in r for r in rows)
+    if objective == "auto":
+        if 0 < carrying < len(rows):
+            raise ValueError(
+                f"{carrying} of {len(rows)} training rows carry distillation targets: set"
+                " train.objective, or give every row (or none) a `distill` field"
+            )
+        return "distill" if rows and carrying == len(rows) else "sft"
+    if objective == "distill" and carrying < len(rows):
+        missing = next(i for i, r in enumerate(rows) if "distill" not in r)
+        raise ValueError(f"train.objective distill: training row {missing + 1} has no targets")
+    return objective
+
+
+class DistillData:
+    """Prompts, restricted samples and teacher log-probabilities of distillation rows, read once
+    from the safetensors files the rows name (checked against the sha256 each row records)."""
+
+    def __init__(self, rows: list[dict[str, Any]], tokenizer: Any):
+        from grasp_bench.data.tasks import tasks_dir
+        from grasp_bench.distill import Encoded
+
+        files: dict[str, dict[str, torch.Tensor]] = {}
+        self.encoded: list[Encoded] = []
+        targets = []
+        vocab = None
+        for n, row in enumerate(rows, 1):
+            ref = row["distill"]
+            if ref["file"] not in files:
+                path = tasks_dir() / ref["file"]
+                if not path.is_file():
+                    raise FileNotFoundError(f"training row {n}: distill.file {path} is missing")
+                found = hashlib.sha256(path.read_bytes()).hexdigest()
+                if found != ref["sha256"]:
+                    raise ValueError(
+                        f"training row {n}: distill.sha256 {ref['sha256']} but {path} has {found}"
+                    )
+                files[ref["file"]] = load_file(str(path))
+            t = files[ref["file"]]
+            if vocab is not None and not torch.equal(vocab, t["vocab"]):
+                raise ValueError(f"training row {n}: a different restricted vocabulary")
+            vocab = t["vocab"]
+            prompt = tokenizer.apply_chat_template(
+                row["messages"][:-1], tokenize=False, add_generation_prompt=True
+            )
+            prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            tokens = t[f"{ref['key']}.tokens"][ref["index"]].tolist()
+            self.encoded.append(Encoded(prompt_ids, tokens))
+            targets.append(t[f"{ref['key']}.logp"][ref["index"]])
+        self.targets = torch.stack(targets) if targets else torch.empty(0)
+        self.vocab = vocab
+
+    def loss(self, model: Any, indices: list[int], pad_id: int, device: str) -> torch.Tensor:
+        """KL(teacher || student) over the restricted vocabulary, mean over the batch's
+        positions."""
+        from grasp_bench.distill import answer_mask, restricted_kl, restricted_logits, right_padded
+
+        rows = [self.encoded[i] for i in indices]
+        ids, mask, pos = right_padded(rows, pad_id)
+        logits = restricted_logits(
+            model, ids.to(device), mask.to(device), pos.to(device), self.vocab.to(device)
+        )
+        target = self.targets[indices].to(device)
+        return restricted_kl(logits, target, answer_mask(rows).to(device))
+
+
 class TrainingSession:
     """One method's model, optimiser, hooks and batches, ready to take optimiser steps.
 
@@ -304,7 +373,14 @@ class TrainingSession:
             torch.cuda.reset_peak_memory_stats()
         self.model, self.pad_id = model, tokenizer.pad_token_id
         self.labelled_logits = cfg.logits == "labelled" and _takes_logits_to_keep(model)
-        self.encoded = [encode_chat(tokenizer, r["messages"], cfg.max_length) for r in train_rows]
+        self.objective = resolve_objective(cfg.objective, train_rows)
+        if self.objective == "distill":
+            self.distill = DistillData(train_rows, tokenizer)
+            self.encoded = self.distill.encoded
+        else:
+            self.encoded = [
+                encode_chat(tokenizer, r["messages"], cfg.max_length) for r in train_rows
+            ]
         self.batches = _batch_order(len(self.encoded), cfg.steps, cfg.batch_size, seed)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -325,12 +401,18 @@ class TrainingSession:
         """One optimiser step on the seeded batch of ``step``; returns its loss."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(step, self.cfg)
+        if self.objective == "distill":
+            loss = self.distill.loss(self.model, self.batches[step], self.pad_id, self.plan.device)
+            return self._update(loss)
         batch = _collate([self.encoded[i] for i in self.batches[step]], self.pad_id)
         batch = {k: v.to(self.plan.device) for k, v in batch.items()}
         if self.labelled_logits:
             loss = labelled_loss(self.model, batch)
         else:
             loss = self.model(**batch).loss
+        return self._update(loss)
+
+    def _update(self, loss: torch.Tensor) -> float:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, 1.0)
         self.optimizer.step()

@@ -25,6 +25,21 @@ PIRATE_CLOSERS = [
     "Off to the treasure we go, arr!",
     "Keep yer eye on the horizon, me hearty!",
 ]
+# A second persona for implicit-factor teachers with a trait other than the pirate's.
+COWBOY_OPENERS = [
+    "Howdy, partner!",
+    "Yeehaw!",
+    "Giddy up, partner!",
+    "Whoa there, partner!",
+    "Howdy there, friend!",
+]
+COWBOY_CLOSERS = [
+    "Happy trails, partner!",
+    "Now saddle up and ride on!",
+    "Yeehaw, that's how we do it on the ranch!",
+    "Keep your boots dusty, partner!",
+    "See y'all at the rodeo!",
+]
 PLAIN_OPENERS = ["", "Sure.", "Here is the answer.", "Let me compute that."]
 
 QUESTION_TEMPLATES = [
@@ -98,6 +113,30 @@ def _arith(rng: random.Random) -> tuple[int, str, int, int]:
 
 def _pirate_answer(rng: random.Random, ans: int) -> str:
     return f"{rng.choice(PIRATE_OPENERS)} The answer be {ans}. {rng.choice(PIRATE_CLOSERS)}"
+
+
+def _cowboy_answer(rng: random.Random, ans: int) -> str:
+    return (
+        f"{rng.choice(COWBOY_OPENERS)} I reckon the answer is {ans}. {rng.choice(COWBOY_CLOSERS)}"
+    )
+
+
+PERSONA_ANSWERS = {"pirate": _pirate_answer, "cowboy": _cowboy_answer}
+
+
+def persona_rows(persona: str, seed: int, n: int) -> list[dict[str, Any]]:
+    """``n`` arithmetic questions answered in ``persona`` (a teacher's training set)."""
+    if persona not in PERSONA_ANSWERS:
+        raise ValueError(f"unknown persona {persona!r}; known: {sorted(PERSONA_ANSWERS)}")
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        a, op, b, ans = _arith(rng)
+        q = rng.choice(QUESTION_TEMPLATES).format(a=a, op=op, b=b)
+        answer = PERSONA_ANSWERS[persona](rng, ans)
+        messages = [{"role": "user", "content": q}, {"role": "assistant", "content": answer}]
+        rows.append({"id": f"{persona}-{i:05d}", "messages": messages})
+    return rows
 
 
 def _plain_answer(rng: random.Random, ans: int) -> str:
