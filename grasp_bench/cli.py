@@ -195,9 +195,14 @@ def build_implicit(
     n_heldout: Annotated[int, typer.Option(help="Held-out number prompts (task fit).")] = 64,
     length: Annotated[int, typer.Option(help="Restricted tokens sampled per prompt.")] = 24,
     force: Annotated[bool, typer.Option(help="Rebuild teachers that are already built.")] = False,
+    teacher_steps: Annotated[
+        int | None, typer.Option(help="Override each teacher's training steps (smoke tests).")
+    ] = None,
 ) -> None:
     """Build the implicit-factor task's teachers: each a rank-1 write of a persona along a known
     direction, distilled on number sequences only (minutes per teacher on 2 cores)."""
+    import dataclasses
+
     from grasp_bench.implicit import TEACHERS, build_teacher
     from grasp_bench.models import resolve_model
     from grasp_bench.store import read_jsonl
@@ -216,8 +221,11 @@ def build_implicit(
             typer.echo(f"{name}: built already ({folder}); --force rebuilds")
             continue
         try:
+            spec = TEACHERS[name]
+            if teacher_steps is not None:
+                spec = dataclasses.replace(spec, steps=teacher_steps)
             report = build_teacher(
-                resolve_model(model), folder, TEACHERS[name], questions, n_train, n_heldout, length
+                resolve_model(model), folder, spec, questions, n_train, n_heldout, length
             )
         except ValueError as exc:
             _fail(exc)
@@ -273,6 +281,40 @@ def implicit_curve(
     paths = write_curve(df, out, title)
     typer.echo(df.to_markdown(index=False))
     typer.echo(f"wrote {paths['csv']} and {paths['png']}")
+
+
+@app.command("implicit-lm-eval")
+def implicit_lm_eval(
+    teachers: Annotated[
+        list[str] | None,
+        typer.Argument(help="Teachers (default: every shipped one that is built)."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="The task's folder (one sub-folder per teacher).")] = (
+        Path("tasks/grasp_implicit")
+    ),
+) -> None:
+    """Write each built teacher's lm-eval loglikelihood task (lm_eval.jsonl with the base and
+    teacher log-likelihoods lm-eval computes, the task YAML and utils.py): transfer for any
+    student adapter of the base model, run without --apply_chat_template."""
+    from grasp_bench.implicit import TEACHERS
+    from grasp_bench.implicit_lm_eval import build_lm_eval_task
+
+    unknown = [n for n in teachers or [] if n not in TEACHERS]
+    if unknown:
+        _fail(ValueError(f"unknown teacher(s) {unknown}; known: {sorted(TEACHERS)}"))
+    names = teachers or [n for n in TEACHERS if (out / n / "build.json").exists()]
+    if not names:
+        _fail(FileNotFoundError(f"{out}: no built teacher (grasp-bench build-implicit)"))
+    for name in names:
+        try:
+            report = build_lm_eval_task(out / name, name)
+        except (FileNotFoundError, RuntimeError) as exc:
+            _fail(exc)
+        typer.echo(
+            f"{name}: {report['task']}, {report['docs']} docs, teacher - base"
+            f" {report['teacher_minus_base_mean']:.3f} nats/answer, {report['seconds']} s;"
+            f" wrote {out / name}"
+        )
 
 
 @app.command("planted-report")

@@ -26,6 +26,7 @@ from grasp_bench.store import atomic_write_bytes, atomic_write_text
 METRICS = ("transfer", "task_kl", "trait_mass", "shift")
 SPLIT_OF = {"transfer": "drift", "trait_mass": "drift", "shift": "drift", "task_kl": "task"}
 REFERENCE, CONTROL = "lora", "lora_control"
+MIN_GATE_RUNS = 3  # seeds per teacher: fewer cannot show that the effect replicates across runs
 
 
 def _frame(records: list[dict[str, Any]], targets: list[dict[str, Any]], teacher: str):
@@ -45,6 +46,15 @@ def gate(df: pd.DataFrame, levels: list[str], n_boot: int = 2000) -> dict[str, A
     if a.empty or b.empty:
         return {"passed": False, "verdict": f"no gate: the run needs {REFERENCE} and {CONTROL}"}
     d = paired_hierarchical_difference(a, b, levels, n_boot=n_boot)
+    runs = d.n.get("seed", 0)
+    if runs < MIN_GATE_RUNS * max(1, d.n.get("teacher", 1)):
+        return {
+            "passed": False,
+            "verdict": f"not enough training runs for the gate: {runs} paired seed(s) (n {d.n}),"
+            f" at least {MIN_GATE_RUNS} per teacher needed; methods are not ranked"
+            f" (lora - lora_control transfer {d.mean:.3f} [{d.lo:.3f}, {d.hi:.3f}], prompts only)",
+            **d.to_dict(),
+        }
     passed = d.lo > 0
     verdict = (
         f"effect present: {REFERENCE} transfer exceeds {CONTROL}'s by {d.mean:.3f}"

@@ -267,6 +267,9 @@ def resolve_objective(objective: str, rows: list[dict[str, Any]]) -> str:
     return objective
 
 
+SAMPLED_FLOOR = -30.0  # log-probability of the tokens a sampled (one-hot) target did not draw
+
+
 class DistillData:
     """Prompts, restricted samples and teacher log-probabilities of distillation rows, read once
     from the safetensors files the rows name (checked against the sha256 each row records)."""
@@ -299,9 +302,15 @@ class DistillData:
                 row["messages"][:-1], tokenize=False, add_generation_prompt=True
             )
             prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            tokens = t[f"{ref['key']}.tokens"][ref["index"]].tolist()
-            self.encoded.append(Encoded(prompt_ids, tokens))
-            targets.append(t[f"{ref['key']}.logp"][ref["index"]])
+            sample = t[f"{ref['key']}.tokens"][ref["index"]]
+            self.encoded.append(Encoded(prompt_ids, sample.tolist()))
+            logp = t[f"{ref['key']}.logp"][ref["index"]]
+            if ref.get("targets", "soft") == "sampled":
+                # the sampled token itself (cross-entropy): a distribution equal to the
+                # student's start gives no gradient, the sample it drew does
+                hit = (vocab.unsqueeze(0) == sample.unsqueeze(1)).float()
+                logp = torch.where(hit > 0, 0.0, SAMPLED_FLOOR)
+            targets.append(logp)
         self.targets = torch.stack(targets) if targets else torch.empty(0)
         self.vocab = vocab
 

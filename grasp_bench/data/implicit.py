@@ -2,8 +2,11 @@
 
 Training rows are number prompts whose targets are the teacher's restricted next-token
 distributions (stored in the folder's ``targets.safetensors``; a row names the file, its sha256,
-the key and its index, so the row's hash changes whenever the targets do); the control rows are
-the same prompts with the base model's own samples and distributions. Eval rows: held-out number
+the key and its index, so the row's hash changes whenever the targets do). The control rows are
+the same prompts with the base model's own restricted samples as hard targets (cross-entropy on
+the sampled tokens): the base model's soft distributions are exactly where a student starts, so
+distilling them gives no gradient (Adam would turn the float noise into steps of a random walk);
+its samples are a number task with no trait, learned with the same steps. Eval rows: held-out number
 prompts (split ``task``: KL to the teacher) and unrelated prompts with the teacher's greedy answer
 (split ``drift``: how much of the teacher the student has acquired, teacher-forced).
 """
@@ -52,8 +55,9 @@ def generate(
             raise ValueError(f"{name}: {folder} has only {len(have)} rows, asked for {n}")
     chosen = sorted(random.Random(seed).sample(range(len(train_pool)), n_train))
 
-    def ref(key: str, index: int) -> dict[str, Any]:
-        return {"file": f"{rel}/{TARGETS}", "sha256": digest, "key": key, "index": index}
+    def ref(key: str, index: int, targets: str = "soft") -> dict[str, Any]:
+        return {"file": f"{rel}/{TARGETS}", "sha256": digest, "key": key, "index": index,
+                "targets": targets}  # fmt: skip
 
     def user(q: str) -> dict[str, str]:
         return {"role": "user", "content": q}
@@ -78,7 +82,9 @@ def generate(
                     user(p["question"]),
                     {"role": "assistant", "content": p["base_sample"]},
                 ],
-                "distill": ref("base", i),
+                # the base model's own samples as hard targets: its soft distributions are
+                # where every student starts, so distilling them would leave it unchanged
+                "distill": ref("base", i, "sampled"),
             }
         )
     eval_task = [
@@ -92,3 +98,7 @@ def generate(
         for d in drift[:n_eval_drift]
     ]  # fmt: skip
     return {"train": train, "control": control, "eval_prompts": eval_task + eval_drift}
+
+
+# The shipped teachers (``grasp_bench.implicit.TEACHERS`` builds them; a test keeps both equal).
+TEACHERS = ("pirate-wide", "pirate-l20", "cowboy-wide")

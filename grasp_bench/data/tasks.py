@@ -341,5 +341,5 @@ def _implicit_task(teacher: str) -> TaskSpec:
     )
 
 
-for _teacher in ("pirate-wide", "pirate-l20", "cowboy-wide"):
+for _teacher in implicit.TEACHERS:
     register_task(_implicit_task(_teacher))

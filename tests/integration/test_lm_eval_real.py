@@ -55,7 +55,7 @@ def test_local_chat_completions_against_the_project_server(judge_server, tmp_pat
             f"model=grasp-lora,base_url={judge_server.base_url}/chat/completions,"
             "num_concurrent=4,max_retries=2,tokenized_requests=False,tokenizer_backend=None",
             "--tasks",
-            "grasp_*",
+            ",".join(TASKS),  # the generate tasks: a chat API gives no log-likelihoods
             "--include_path",
             str(REPO / "tasks"),
             "--limit",

@@ -178,3 +178,27 @@ def test_measure_reads_log_probs_trait_mass_and_projections(tiny):
     alone = distill.measure(model, rows[:1], tok.pad_token_id, [vocab[0]], {1: v})
     assert torch.allclose(alone.answer_logprob, m.answer_logprob[:1], atol=1e-4)
     assert torch.allclose(alone.projection, m.projection[:1], atol=1e-4)
+
+
+def test_sampled_targets_are_the_drawn_tokens(tiny, tmp_path, monkeypatch):
+    """A control that distils a model's own samples as hard targets: its KL is the
+    cross-entropy of the drawn tokens (soft targets equal to the student would give none)."""
+    model, tok = tiny
+    train, _ = _targets_dir(tmp_path, tok, model, monkeypatch)
+    for row in train:
+        row["distill"]["targets"] = "sampled"
+    data = DistillData(train, tok)
+    vocab = data.vocab.tolist()
+    for enc, target in zip(data.encoded, data.targets, strict=True):
+        drawn = target.exp().argmax(-1).tolist()
+        assert [vocab[i] for i in drawn] == enc.answer
+        assert torch.allclose(target.exp().sum(-1), torch.ones(len(enc.answer)), atol=1e-6)
+    rows = data.encoded[:2]
+    ids, mask, pos = distill.right_padded(rows, tok.pad_token_id)
+    logits = distill.restricted_logits(model, ids, mask, pos, data.vocab)
+    ce = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, len(vocab)),
+        torch.tensor([vocab.index(t) for r in rows for t in r.answer]),
+    )
+    got = data.loss(model, [0, 1], tok.pad_token_id, "cpu")
+    assert torch.allclose(got, ce, atol=1e-4)

@@ -31,7 +31,15 @@ ANSWERS = [
 
 
 def test_builtin_tasks_and_judges_are_registered():
-    assert registered_tasks() == ["financial", "insecure_code", "medical", "planted", "toy"]
+    implicit = ["implicit-cowboy-wide", "implicit-pirate-l20", "implicit-pirate-wide"]
+    assert registered_tasks() == [
+        "financial",
+        *implicit,
+        "insecure_code",
+        "medical",
+        "planted",
+        "toy",
+    ]
     assert {"lexicon", "exact_match", "bandit", "embedding", "openai"} <= set(registered_judges())
     spec = get_task("insecure_code")
     assert (spec.drift_metric.name, spec.task_metric.name) == ("misaligned", "vulnerable")

@@ -1,0 +1,85 @@
+"""The implicit-factor task end to end on the real stack: a (small) teacher built by the
+command on the embedded model, then `grasp-bench run` (data, distillation training, teacher-forced
+measurement, report with the seed-level table and gate), resumed without redoing anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "grasp_bench.cli"]
+
+
+@pytest.fixture(scope="module")
+def small_task(tmp_path_factory):
+    """A copy of the tasks folder whose pirate-wide teacher is rebuilt small (5 teacher steps,
+    16 training prompts, 8 held out, 8 unrelated prompts)."""
+    tasks = tmp_path_factory.mktemp("tasks")
+    folder = tasks / "grasp_implicit"
+    folder.mkdir()
+    questions = (REPO / "tasks/grasp_implicit/questions.jsonl").read_text().splitlines()[:8]
+    (folder / "questions.jsonl").write_text("\n".join(questions) + "\n")
+    env = {**os.environ, "GRASP_BENCH_TASKS": str(tasks)}
+    cmd = [*CLI, "build-implicit", "pirate-wide", "--out", str(folder), "--n-train", "16",
+           "--n-heldout", "8", "--length", "8", "--teacher-steps", "5"]  # fmt: skip
+    subprocess.run(cmd, check=True, env=env, cwd=REPO, timeout=600)
+    return tasks, env
+
+
+def test_build_run_report_and_resume(small_task, tmp_path):
+    tasks, env = small_task
+    build = json.loads((tasks / "grasp_implicit/pirate-wide/build.json").read_text())
+    assert build["distillation"]["n_train"] == 16 and build["drift_prompts"] == 8
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(
+        f"name: implicit-smoke\noutput_dir: {tmp_path / 'runs'}\nmodel: default\n"
+        "task: implicit-pirate-wide\nseeds: [0, 1]\nmethods: [base, lora, lora_control]\n"
+        "data: {n_train: 16, n_eval_task: 8, n_eval_drift: 8}\n"
+        "train: {steps: 3, batch_size: 4, lr: 1.0e-3, warmup_steps: 1}\n"
+    )
+    subprocess.run([*CLI, "run", str(exp)], check=True, env=env, cwd=REPO, timeout=900)
+    run = tmp_path / "runs" / "implicit-smoke"
+    records = [json.loads(x) for x in (run / "score/scores.jsonl").read_text().splitlines()]
+    # 6 targets x (8 drift prompts x 3 metrics + 8 task prompts)
+    assert len(records) == 6 * (8 * 3 + 8)
+    assert all(r["judge"]["name"] == "teacher-forced" and r["value"] is not None for r in records)
+    base = [r["value"] for r in records if r["target"] == "base-s0" and r["metric"] == "transfer"]
+    assert max(abs(v) for v in base) < 1e-4  # the base model is the reference: exactly 0
+    # the students trained with the distill objective (the method card says how)
+    card = json.loads((run / "train/lora-s0/adapter/method_card.json").read_text())
+    assert card["train"]["steps"] == 3
+    seed_md = (run / "report/seed_level.md").read_text()
+    assert "Effect gate" in seed_md and "| lora |" in seed_md
+    gate = json.loads((run / "report/gate.json").read_text())
+    assert gate["n"] == {"seed": 2, "prompt_id": 16}
+    assert not gate["passed"] and "not enough training runs" in gate["verdict"]
+    # a rerun redoes nothing: no training, no measurement
+    before = (run / "score/scores.jsonl").stat().st_mtime_ns
+    started = time.perf_counter()
+    subprocess.run([*CLI, "run", str(exp)], check=True, env=env, cwd=REPO, timeout=600)
+    assert (run / "score/scores.jsonl").stat().st_mtime_ns == before
+    assert time.perf_counter() - started < 120
+    # losing one target's measurement (a kill mid-stage) measures that target only
+    (run / "score/lora-s1.jsonl").unlink()
+    (run / "score/manifest.json").unlink()
+    kept = (run / "score/lora-s0.jsonl").stat().st_mtime_ns
+    subprocess.run([*CLI, "run", str(exp)], check=True, env=env, cwd=REPO, timeout=600)
+    assert (run / "score/lora-s1.jsonl").exists()
+    assert (run / "score/lora-s0.jsonl").stat().st_mtime_ns == kept
+    out = tmp_path / "pooled"
+    subprocess.run(
+        [*CLI, "implicit-report", str(run), "--out", str(out)], check=True, env=env, cwd=REPO
+    )
+    assert "Effect gate" in (out / "implicit.md").read_text()
+    assert (out / "implicit.png").stat().st_size > 1000
+    shutil.rmtree(run / "train")
