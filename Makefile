@@ -21,12 +21,19 @@ demo: install
 # The committed leaderboard: every task x every method on the embedded model, then the board.
 # Resumes: finished training, completions and scores are kept (rerun after an interruption).
 BOARD_RUNS ?= toy-compare board-insecure-code board-medical board-financial planted
+# The implicit-factor positive control: measured teacher-forced (no submissions); its pooled
+# seed-level report (hierarchical intervals, effect gate) is a section of the board.
+IMPLICIT_RUNS ?= implicit-pirate-wide implicit-pirate-l20 implicit-cowboy-wide
 board: install
 	$(BIN)/grasp-bench model prepare
 	for run in $(BOARD_RUNS); do \
 	  $(BIN)/grasp-bench run experiments/$$run.yaml && \
 	  $(BIN)/grasp-bench submit runs/$$run --board leaderboard || exit 1; \
 	done
+	for run in $(IMPLICIT_RUNS); do \
+	  $(BIN)/grasp-bench run experiments/$$run.yaml || exit 1; \
+	done
+	$(BIN)/grasp-bench implicit-report $(addprefix runs/,$(IMPLICIT_RUNS)) --out leaderboard/positive_control
 	$(BIN)/grasp-bench leaderboard build leaderboard
 
 # Every performance benchmark, one at a time (19 min on 2 cores of an AMD EPYC), then bench/results/latest.md.

@@ -160,7 +160,11 @@ def collect(run_dirs: list[Path]) -> pd.DataFrame:
 def cross_report(run_dirs: list[Path], out_dir: Path, n_boot: int = 2000) -> dict[str, Path]:
     """The pooled report over teachers (teacher, seed, prompt) and one section per teacher;
     CSV, JSON, Markdown and a plot of transfer and task fit per method."""
-    df = collect(run_dirs)
+    return write_cross_report(collect(run_dirs), out_dir, n_boot)
+
+
+def write_cross_report(df: pd.DataFrame, out_dir: Path, n_boot: int = 2000) -> dict[str, Path]:
+    """``cross_report`` on collected records (teacher, method, seed, prompt_id, metric, value)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     levels = ["teacher", "seed", "prompt_id"]

@@ -28,6 +28,7 @@ from grasp_bench.leaderboard.page import (
     Column,
     Link,
     Section,
+    Study,
     judges_table,
     render_html,
     render_markdown,
@@ -405,8 +406,59 @@ def _build_board(root: Path) -> dict[str, Path]:
     _remove_stale(root, "plots", ".png", written)
     _remove_stale(root, "csv", ".csv", written)
     judges = judges_table(calibrations)
-    atomic_write_text(out["md"], render_markdown(sections, judges))
-    atomic_write_text(out["html"], render_html(sections, judges))
+    studies = _studies(root)
+    atomic_write_text(out["md"], render_markdown(sections, judges, studies))
+    atomic_write_text(out["html"], render_html(sections, judges, studies))
     records = json.loads(df.drop(columns=_INTERNAL).to_json(orient="records"))
     atomic_write_text(root / "board.json", json.dumps(records, indent=2, sort_keys=True) + "\n")
     return out
+
+
+POSITIVE_CONTROL = "positive_control"  # grasp-bench implicit-report ... --out <board>/<this>
+
+
+def _studies(root: Path) -> list[Study]:
+    """The implicit-factor positive control, where its pooled report sits in the board: the
+    gate's verdict first, then every metric pooled over teachers with hierarchical intervals."""
+    import html as html_lib
+
+    from markupsafe import Markup
+
+    folder = root / POSITIVE_CONTROL
+    if not (folder / "implicit.json").exists():
+        return []
+    payload = json.loads((folder / "implicit.json").read_text())
+    table = pd.DataFrame(payload["rows"])
+    gates = payload["gates"]
+    verdicts = [f"<li><b>{html_lib.escape(k)}</b>: {html_lib.escape(v['verdict'])}</li>"
+                for k, v in gates.items()]  # fmt: skip
+    pooled = table[table.teacher == "pooled"].copy()
+    for col in ("mean", "lo", "hi"):
+        pooled[col] = pooled[col].map(lambda x: f"{x:.3f}")
+    wanted = ("metric", "method", "mean", "lo", "hi", "n_teacher", "n_seed", "n_prompt_id")
+    ranked = gates.get("pooled", {}).get("passed", False)  # no comparison without the effect
+    extra = ("vs_lora", "vs_lora_lo", "vs_lora_hi") if ranked else ()
+    keep = [c for c in (*wanted, *extra) if c in pooled]
+    body = (
+        "<p>Effect gate (plain LoRA vs the task-only control, paired hierarchical bootstrap):</p>"
+        f"<ul>{''.join(verdicts)}</ul>"
+        + pooled[keep].to_html(index=False, float_format=lambda x: f"{x:.3f}", na_rep="")
+    )
+    md = (folder / "implicit.md").read_text().replace("\n# ", "\n### ").replace("\n## ", "\n### ")
+    md = md.split("\n", 1)[1] if md.startswith("# ") else md
+    files = [
+        Link(name, f"{POSITIVE_CONTROL}/{name}")
+        for name in ("implicit.md", "implicit.csv", "implicit.json")
+        if (folder / name).exists()
+    ]
+    plot = f"{POSITIVE_CONTROL}/implicit.png" if (folder / "implicit.png").exists() else None
+    return [
+        Study(
+            anchor="positive-control",
+            title="Positive control: implicit factor",
+            markdown=md.strip(),
+            html=Markup(body),
+            files=files,
+            plot=plot,
+        )
+    ]

@@ -189,7 +189,20 @@ def _md_legend(columns: list[Column]) -> list[str]:
     return [f"- **{_md_escape(c.header)}**: {_md_escape(c.legend)}" for c in columns]
 
 
-def render_markdown(sections: list[Section], judges: Table) -> str:
+@dataclass
+class Study:
+    """A section built outside the submissions (the positive control's seed-level report):
+    its title, its Markdown body, and its files (CSV, plot) relative to the board."""
+
+    anchor: str
+    title: str
+    markdown: str
+    html: str
+    files: list[Link]
+    plot: str | None = None
+
+
+def render_markdown(sections: list[Section], judges: Table, studies: list[Study] = ()) -> str:
     md = [
         f"# {TITLE}",
         "",
@@ -198,7 +211,9 @@ def render_markdown(sections: list[Section], judges: Table) -> str:
         "",
         INTRO,
         "",
-        "Tasks: " + " · ".join(f"[{s.task}](#{s.task.lower()})" for s in sections),
+        "Tasks: "
+        + " · ".join(f"[{s.task}](#{s.task.lower()})" for s in sections)
+        + "".join(f" · [{st.title}](#{st.anchor})" for st in studies),
         "· [Judges](#judges) · [How to submit](#how-to-submit) · "
         "CSV: [leaderboard.csv](leaderboard.csv)",
         "",
@@ -207,6 +222,11 @@ def render_markdown(sections: list[Section], judges: Table) -> str:
         md += [f"## {s.task}", "", s.description, "", f"CSV: [{s.csv}]({s.csv})", ""]
         md += [_md_table(s.columns, s.rows), "", *_md_legend(s.columns), ""]
         md += [f"![{_md_escape(p.text)}]({p.href})" for p in s.plots] + [""]
+    for st in studies:
+        md += [f'<a id="{st.anchor}"></a>', "", f"## {st.title}", ""]
+        md += ["Files: " + " · ".join(f"[{f.text}]({f.href})" for f in st.files), ""]
+        md += [st.markdown, ""]
+        md += [f"![{_md_escape(st.title)}]({st.plot})", ""] if st.plot else []
     md += ["## Judges", ""]
     if judges.rows:
         md += [_md_table(judges.columns, judges.rows), ""]
@@ -265,6 +285,7 @@ figcaption{font-size:12px;color:#555;max-width:680px} code{background:#f3f3f3;pa
 {% for s in sections %}
 <a href="#{{ s.anchor }}">{{ s.task }} <span class="count">{{ s.rows|length }}</span></a>
 {% endfor %}
+{% for st in studies %}<a href="#{{ st.anchor }}">{{ st.title }}</a>{% endfor %}
 <a href="#judges">Judges</a><a href="#how-to-submit">How to submit</a>
 <a href="leaderboard.csv" download>CSV (all tasks)</a><a href="board.json">JSON</a>
 </nav>
@@ -284,6 +305,14 @@ figcaption{font-size:12px;color:#555;max-width:680px} code{background:#f3f3f3;pa
 {% for p in s.plots %}
 <figure><img src="{{ p.href }}" alt="{{ p.text }}"><figcaption>{{ p.text }}</figcaption></figure>
 {% endfor %}
+</section>
+{% endfor %}
+{% for st in studies %}
+<section id="{{ st.anchor }}" class="study">
+<h2>{{ st.title }}</h2>
+<p>{% for f in st.files %}<a href="{{ f.href }}">{{ f.text }}</a> {% endfor %}</p>
+{{ st.html }}
+{% if st.plot %}<figure><img src="{{ st.plot }}" alt="{{ st.title }}"></figure>{% endif %}
 </section>
 {% endfor %}
 <section id="judges">
@@ -364,11 +393,12 @@ def _table(columns: list[Column], rows: list[list[Cell]], filters: dict[str, lis
     return Markup(TABLE.render(columns=columns, rows=rows, filters=filters))
 
 
-def render_html(sections: list[Section], judges: Table) -> str:
+def render_html(sections: list[Section], judges: Table, studies: list[Study] = ()) -> str:
     return PAGE.render(
         title=TITLE,
         intro=INTRO,
         sections=sections,
+        studies=studies,
         judges=judges,
         steps=HOW_TO_SUBMIT,
         table=_table,

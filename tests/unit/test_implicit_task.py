@@ -119,3 +119,21 @@ def test_paired_differences_match_units_and_are_zero_against_themselves():
     assert same.mean == 0 and same.lo == 0 and same.hi == 0
     one = hierarchical_bootstrap(lora[lora.teacher == "t0"], ["seed", "prompt_id"], n_boot=50)
     assert one.n == {"seed": 5, "prompt_id": 200}
+
+
+@pytest.mark.parametrize("effect", [0.1, 0.0])
+def test_the_board_shows_the_positive_control_with_its_gate(tmp_path, effect):
+    from grasp_bench.implicit_report import write_cross_report
+    from grasp_bench.leaderboard.build import POSITIVE_CONTROL, _studies
+    from grasp_bench.leaderboard.page import render_html, render_markdown
+
+    write_cross_report(_frame(effect), tmp_path / POSITIVE_CONTROL, n_boot=100)
+    (study,) = _studies(tmp_path)
+    md = render_markdown([], type("J", (), {"rows": []})(), [study])
+    assert "## Positive control: implicit factor" in md and "Effect gate" in md
+    assert "positive_control/implicit.png" in md
+    page = render_html([], type("J", (), {"rows": [], "columns": []})(), [study])
+    assert 'id="positive-control"' in page and "<table" in page
+    # a comparison against lora is shown only where the effect exists
+    assert ("vs_lora" in page) == (effect > 0)
+    assert ("NO EFFECT" in md) == (effect == 0)
