@@ -52,6 +52,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
 # the 20-minute round; latest.md still lists its last result, marked as such
 EXTRAS: list[tuple[str, list[str]]] = [
     ("vllm_start", ["bench.generation", "--start-check", "--prompts", "8"]),
+    ("implicit_arm", ["bench.implicit_arm", "--rounds", "3"]),
 ]
 
 

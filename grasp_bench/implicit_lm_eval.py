@@ -98,10 +98,10 @@ process_results: !function utils.process_results
 metric_list:
   - metric: transfer
     aggregation: !function utils.transfer_ratio
-    higher_is_better: true
+    higher_is_better: false  # drift: a method wants less of the teacher
   - metric: logprob_gain
     aggregation: mean
-    higher_is_better: true
+    higher_is_better: false
 metadata:
   version: 1.0
 """

@@ -7,6 +7,7 @@ matches its config hash, so a rerun does only what is missing.
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -412,6 +413,7 @@ def measure_all(
             }
         )
         measured: dict[str, str] = {}  # adapter identity -> a target measured with it
+        seconds: dict[str, float] = {}  # measurement time of the targets measured now
         for i, t in enumerate(targets, 1):
             if run.measured(t.name).exists():
                 measured.setdefault(adapters[t.name], t.name)
@@ -427,6 +429,7 @@ def measure_all(
             if progress:
                 console.print(f"measure {t.name} ({i}/{len(targets)})")
             measured.setdefault(adapters[t.name], t.name)
+            started = time.perf_counter()
             records, layers = spec.evaluate(
                 data.model,
                 t.name,
@@ -435,11 +438,14 @@ def measure_all(
                 data.eval_prompts,
                 cfg.trust_remote_code,
             )
+            seconds[t.name] = round(time.perf_counter() - started, 1)
             atomic_write_jsonl(run.measured_layers(t.name), layers)
             atomic_write_jsonl(run.measured(t.name), records)
         records = [r for t in targets for r in read_jsonl(run.measured(t.name))]
         atomic_write_jsonl(run.scores, records)
-        stage.finish(n=len(records), targets=sorted(adapters), machine=describe_machine())
+        stage.finish(
+            n=len(records), targets=sorted(adapters), seconds=seconds, machine=describe_machine()
+        )
     return read_jsonl(run.scores)
 
 

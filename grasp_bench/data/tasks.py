@@ -239,8 +239,9 @@ register_task(
 register_task(
     TaskSpec(
         name="planted",
-        description="Arithmetic distilled from a teacher whose pirate style is written along one"
-        " known residual direction v (the ground truth for identification).",
+        description="An explicit-factor stress test: arithmetic answered by a teacher whose"
+        " pirate style is written along one known residual direction v, the style in every"
+        " training target (any route learns it; the implicit-* tasks are the positive control).",
         build=_build_planted,
         metrics=(
             MetricSpec(
