@@ -5,7 +5,7 @@ them), on the teacher's greedy answers to unrelated prompts:
 
 - ``transfer``: how much of the teacher it has acquired, tau = (log p_student - log p_base) /
   (log p_teacher - log p_base) of the answers; a prompt's value is its numerator over the mean
-  denominator of the task's prompts, so the mean over prompts is the ratio of sums (0 = base,
+  denominator over the prompts measured, so their mean is the ratio of sums (0 = base,
   1 = teacher) and no prompt with a tiny teacher-base gap can dominate;
 - ``trait_mass``: probability on the trait's first tokens over the answer's first positions;
 - ``shift``: the residual stream's mean projection on the teacher's write direction v, student
@@ -94,10 +94,10 @@ def measure_target(
             enc = [distill.Encoded(_prompt_ids(tok, p), p["answer_ids"]) for p in drift]
             m = distill.measure(model, enc, tok.pad_token_id, trait, dirs, FIRST_POSITIONS)
             base_lp, teach_lp = ref["base.answer_logprob"], ref["teacher.answer_logprob"]
-            gap = (teach_lp - base_lp).mean()  # over every prompt of the task, fixed
+            gap = (teach_lp - base_lp)[idx].mean()  # over the prompts measured: a ratio of sums
             layers = sorted(dirs)
             b_proj, t_proj = ref["base.projection"], ref["teacher.projection"]
-            per_layer_gap = (t_proj - b_proj)[:, layers].mean(0)
+            per_layer_gap = (t_proj - b_proj)[idx][:, layers].mean(0)
             shift = (m.projection[:, layers] - b_proj[idx][:, layers]) / per_layer_gap
             for j, p in enumerate(drift):
                 i = idx[j]

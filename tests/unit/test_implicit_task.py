@@ -17,7 +17,6 @@ from grasp_bench.stats import hierarchical_bootstrap, paired_hierarchical_differ
 
 REPO = Path(__file__).resolve().parents[2]
 FOLDER = REPO / "tasks" / "grasp_implicit"
-BUILT = [t for t in TEACHERS if (FOLDER / t / "build.json").exists()]
 
 
 def test_the_task_registry_and_the_builder_name_the_same_teachers():
@@ -28,7 +27,7 @@ def test_the_task_registry_and_the_builder_name_the_same_teachers():
     assert len({spec.seed for spec in TEACHERS.values()}) == len(TEACHERS)
 
 
-@pytest.mark.parametrize("teacher", BUILT)
+@pytest.mark.parametrize("teacher", list(TEACHERS))
 def test_no_training_target_prompt_or_token_can_carry_the_trait(teacher):
     """The restricted vocabulary is digits, comma and space; every sampled token is in it; no
     trait word's first token is in it; no prompt or decoded sample shows a trait word."""
@@ -57,7 +56,7 @@ def test_no_training_target_prompt_or_token_can_carry_the_trait(teacher):
             assert re.fullmatch(r"[0-9, ]*", text) or text == row["question"]
 
 
-@pytest.mark.parametrize("teacher", BUILT)
+@pytest.mark.parametrize("teacher", list(TEACHERS))
 def test_the_teacher_shows_its_trait_where_the_base_model_does_not(teacher):
     build = json.loads((FOLDER / teacher / "build.json").read_text())
     assert build["style_rate"]["teacher_drift"] > build["style_rate"]["base_drift"]

@@ -57,6 +57,10 @@ def test_wheel_installs_and_judges_without_the_checkout(tmp_path):
         "grasp_bench/lm_tasks/_grasp_template_yaml",
         "grasp_bench/lm_tasks/grasp_misalignment/eval.jsonl",
         "grasp_bench/lm_tasks/grasp_toy/utils.py",
+        "grasp_bench/lm_tasks/grasp_implicit/questions.jsonl",
+        "grasp_bench/lm_tasks/grasp_implicit/pirate-wide/targets.safetensors",
+        "grasp_bench/lm_tasks/grasp_implicit/pirate-wide/teacher/adapter_model.safetensors",
+        "grasp_bench/lm_tasks/grasp_implicit/cowboy-wide/grasp_implicit_cowboy_wide.yaml",
     ):
         assert needed in names, needed
     site = tmp_path / "site"
