@@ -114,21 +114,21 @@ class Bootstrap:
         return asdict(self)
 
 
-def _nested_groups(df: pd.DataFrame, levels: list[str], value: str) -> dict:
-    """{unit of level 0: {unit of level 1: ... {leaf unit: value}}} (leaf: mean per unit)."""
+def _nested_groups(df: pd.DataFrame, levels: list[str], value: str) -> Any:
+    """A list per unit of each level down to an array of the last level's unit means:
+    [[array of prompt means of seed 1, ...] of teacher 1, ...]."""
     if len(levels) == 1:
-        return df.groupby(levels[0])[value].mean().to_dict()
-    return {k: _nested_groups(part, levels[1:], value) for k, part in df.groupby(levels[0])}
+        return df.groupby(levels[0])[value].mean().to_numpy(dtype=float)
+    return [_nested_groups(part, levels[1:], value) for _, part in df.groupby(levels[0])]
 
 
 def _draw(tree: Any, rng: np.random.Generator) -> float:
     """One bootstrap draw: resample the units of each level with replacement, within the unit
     drawn above; the mean of the leaves."""
-    if not isinstance(tree, dict):
-        return float(tree)
-    units = sorted(tree)
-    picks = [units[i] for i in rng.integers(0, len(units), len(units))]
-    return float(np.mean([_draw(tree[u], rng) for u in picks]))
+    if isinstance(tree, np.ndarray):
+        return float(tree[rng.integers(0, len(tree), len(tree))].mean())
+    picks = rng.integers(0, len(tree), len(tree))
+    return float(np.mean([_draw(tree[i], rng) for i in picks]))
 
 
 def hierarchical_bootstrap(
@@ -160,9 +160,9 @@ def hierarchical_bootstrap(
 
 def _draw_mean(tree: Any) -> float:
     """The point estimate: the mean of the leaves, each level's units weighted equally."""
-    if not isinstance(tree, dict):
-        return float(tree)
-    return float(np.mean([_draw_mean(t) for t in tree.values()]))
+    if isinstance(tree, np.ndarray):
+        return float(tree.mean())
+    return float(np.mean([_draw_mean(t) for t in tree]))
 
 
 def paired_hierarchical_difference(
