@@ -180,7 +180,8 @@ def write_cross_report(df: pd.DataFrame, out_dir: Path, n_boot: int = 2000) -> d
         t = summarise(sub, levels[1:], n_boot)
         t.insert(0, "teacher", teacher)
         parts.append(t)
-        md.append(markdown(t, g, f"Teacher {teacher}", levels[1:]).replace("# ", "## ", 1))
+        text = markdown(t, g, f"Teacher {teacher}", levels[1:]).replace("\n## ", "\n### ")
+        md.append(text.replace("# ", "## ", 1))
     table = pd.concat(parts, ignore_index=True)
     head = markdown(
         pooled, verdict, "Implicit-factor positive control: pooled over teachers", levels
