@@ -285,7 +285,13 @@ class DistillData:
         for n, row in enumerate(rows, 1):
             ref = row["distill"]
             if ref["file"] not in files:
-                path = tasks_dir() / ref["file"]
+                rel = Path(ref["file"])
+                if rel.is_absolute() or ".." in rel.parts:
+                    raise ValueError(
+                        f"training row {n}: distill.file {ref['file']!r} must be a path inside"
+                        " the tasks directory"
+                    )
+                path = tasks_dir() / rel
                 if not path.is_file():
                     raise FileNotFoundError(f"training row {n}: distill.file {path} is missing")
                 found = hashlib.sha256(path.read_bytes()).hexdigest()

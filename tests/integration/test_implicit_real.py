@@ -69,9 +69,13 @@ def test_build_run_report_and_resume(small_task, tmp_path):
     subprocess.run([*CLI, "run", str(exp)], check=True, env=env, cwd=REPO, timeout=600)
     assert (run / "score/scores.jsonl").stat().st_mtime_ns == before
     assert time.perf_counter() - started < 120
-    # losing one target's measurement (a kill mid-stage) measures that target only
+    # a kill mid-stage (the stage's pending note, not its manifest; one target's records not
+    # yet written) measures that target only
     (run / "score/lora-s1.jsonl").unlink()
+    manifest = json.loads((run / "score/manifest.json").read_text())
     (run / "score/manifest.json").unlink()
+    pending = {"config_hash": manifest["config_hash"], "keys": manifest["keys"]}
+    (run / "score/pending.json").write_text(json.dumps(pending))
     kept = (run / "score/lora-s0.jsonl").stat().st_mtime_ns
     subprocess.run([*CLI, "run", str(exp)], check=True, env=env, cwd=REPO, timeout=600)
     assert (run / "score/lora-s1.jsonl").exists()

@@ -150,6 +150,10 @@ def test_distill_rows_are_checked_against_their_targets(tiny, tmp_path, monkeypa
     bad[3]["distill"]["sha256"] = "0" * 64
     with pytest.raises(ValueError, match=r"training row 1: distill.sha256"):
         DistillData(bad[3:], tok)
+    outside = json.loads(json.dumps(train))
+    outside[0]["distill"]["file"] = "../escape/targets.safetensors"
+    with pytest.raises(ValueError, match="inside the tasks directory"):
+        DistillData(outside, tok)
     path.unlink()
     with pytest.raises(FileNotFoundError, match=r"training row 1: distill\.file"):
         DistillData(train, tok)
