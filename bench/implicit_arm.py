@@ -48,7 +48,7 @@ def one_at_a_time_step(session: Any, step: int) -> float:
     indices = session.batches[step]
     total = 0.0
     for i in indices:
-        loss = session.distill.loss(session.model, [i], session.pad_id, session.plan.device)
+        loss = session.distill.loss(session.model, [i], session.pad_id, session.plan.device)[0]
         loss = loss / len(indices)
         loss.backward()
         total += loss.item()
@@ -66,8 +66,8 @@ def relative_difference(a: float, b: float) -> float:
 @torch.no_grad()
 def loss_gap(data: Any, model: Any, indices: list[int], pad_id: int, device: str = "cpu") -> dict:
     """The batched loss of ``indices`` and the mean of their one-sequence losses, same weights."""
-    batched = data.loss(model, indices, pad_id, device).item()
-    alone = sum(data.loss(model, [i], pad_id, device).item() for i in indices) / len(indices)
+    batched = data.loss(model, indices, pad_id, device)[0].item()
+    alone = sum(data.loss(model, [i], pad_id, device)[0].item() for i in indices) / len(indices)
     return {
         "batched": batched,
         "one_at_a_time": alone,

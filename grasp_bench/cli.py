@@ -200,10 +200,12 @@ def build_implicit(
     ] = None,
 ) -> None:
     """Build the implicit-factor task's teachers: each a rank-1 write of a persona along a known
-    direction, distilled on number sequences only (minutes per teacher on 2 cores)."""
+    direction, distilled on number sequences only (minutes per teacher on 2 cores); and each
+    teacher's change subspaces (the second truth; built for a built teacher that lacks them)."""
     import dataclasses
 
     from grasp_bench.implicit import TEACHERS, build_teacher
+    from grasp_bench.implicit_truths import CHANGE, build_truths
     from grasp_bench.models import resolve_model
     from grasp_bench.store import read_jsonl
 
@@ -219,19 +221,29 @@ def build_implicit(
         folder = out / name
         if (folder / "build.json").exists() and not force:
             typer.echo(f"{name}: built already ({folder}); --force rebuilds")
-            continue
-        try:
-            spec = TEACHERS[name]
-            if teacher_steps is not None:
-                spec = dataclasses.replace(spec, steps=teacher_steps)
-            report = build_teacher(
-                resolve_model(model), folder, spec, questions, n_train, n_heldout, length
+        else:
+            try:
+                spec = TEACHERS[name]
+                if teacher_steps is not None:
+                    spec = dataclasses.replace(spec, steps=teacher_steps)
+                report = build_teacher(
+                    resolve_model(model), folder, spec, questions, n_train, n_heldout, length
+                )
+            except ValueError as exc:
+                _fail(exc)
+            typer.echo(
+                f"{name}: style rate {report['style_rate']}, trait mass {report['trait_mass']},"
+                f" {report['timings_s']['total_s']} s; wrote {folder}"
             )
-        except ValueError as exc:
-            _fail(exc)
+            (folder / CHANGE).unlink(missing_ok=True)  # a new teacher has new truths
+        if (folder / CHANGE).exists():
+            continue
+        truths = build_truths(folder, resolve_model(model))
+        deep = [r for r in truths["layers"] if "v_in_change_k8" in r]
         typer.echo(
-            f"{name}: style rate {report['style_rate']}, trait mass {report['trait_mass']},"
-            f" {report['timings_s']['total_s']} s; wrote {folder}"
+            f"{name}: change subspaces (top {truths['k']} per layer, training inputs and"
+            f" unrelated prompts), {truths['seconds']} s; |V_8^T v| at layer"
+            f" {deep[-1]['layer']}: {deep[-1]['v_in_change_k8']:.2f}"
         )
 
 
@@ -249,6 +261,25 @@ def implicit_report(
 
     try:
         paths = cross_report(run_dirs, out)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        _fail(exc)
+    typer.echo(paths["md"].read_text())
+
+
+@app.command("implicit-removal")
+def implicit_removal(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Runs of implicit-factor tasks.")],
+    out: Annotated[Path, typer.Option(help="Folder for removal.{csv,md,png}, readings.csv.")] = (
+        Path("experiments/results/implicit-removal")
+    ),
+) -> None:
+    """What removes the implicit factor: each GRASP arm's removal, directions and k against plain
+    LoRA and the task-only control (reduction, task cost), and its directions against the
+    teacher's truths; the curves of transfer and task KL against k."""
+    from grasp_bench.implicit_removal import write_removal_report
+
+    try:
+        paths = write_removal_report(run_dirs, out)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         _fail(exc)
     typer.echo(paths["md"].read_text())

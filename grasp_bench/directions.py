@@ -14,7 +14,7 @@ Directions are saved as safetensors with their provenance in the metadata.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -235,30 +235,81 @@ def activation_change_directions(
     rows: list[dict[str, Any]],
     use_tuned: Callable[[bool], None],
     k: int = 1,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None,
 ) -> Directions:
     """Top-k directions of the change in the residual stream, tuned minus base, over the rows'
     response tokens: eigenvectors of the uncentred second moment of the change per layer (a
     constant shift counts: it is what the fine-tune adds on every token). ``use_tuned(on)``
-    switches ``model`` between the two (e.g. two peft adapters), so one copy is held."""
+    switches ``model`` between the two (e.g. two peft adapters), so one copy is held.
+    ``batches`` replaces the rows' chat encoding (e.g. the trainer's own batches)."""
+    directions, _ = change_subspace(
+        model, batches or response_batches(model, tokenizer, rows), use_tuned, k
+    )
+    return directions
+
+
+def _residual_changes(
+    model: Any,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    use_tuned: Callable[[bool], None],
+) -> Iterator[dict[int, torch.Tensor]]:
+    """Per batch, tuned minus base residual stream after each layer at the counted positions
+    (tokens x d_model, float64)."""
     from grasp_bench.hooks import ResidualCapture
 
-    moments: dict[int, torch.Tensor] = {}
-    for ids, attention, response in response_batches(model, tokenizer, rows):
+    for ids, attention, counted in batches:
         captured = []
         for on in (False, True):
             use_tuned(on)
             with ResidualCapture(model) as cap:
                 forward_hidden(model, ids, attention)
             captured.append(cap.outputs)
-        for layer, h in captured[1].items():
-            delta = (h[response] - captured[0][layer][response]).double()
+        yield {
+            layer: (h[counted] - captured[0][layer][counted]).double()
+            for layer, h in captured[1].items()
+        }
+
+
+@torch.no_grad()
+def change_subspace(
+    model: Any,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    use_tuned: Callable[[bool], None],
+    k: int,
+) -> tuple[Directions, dict[int, list[float]]]:
+    """Top-k principal directions (uncentred) of the tuned-minus-base residual change per layer,
+    and the mean squared change along each of them per counted token (eigenvalue / tokens)."""
+    moments: dict[int, torch.Tensor] = {}
+    tokens = 0
+    for deltas in _residual_changes(model, batches, use_tuned):
+        for layer, delta in deltas.items():
             m = delta.T @ delta
             moments[layer] = moments[layer] + m if layer in moments else m
-    out = {}
+        tokens += int(next(iter(deltas.values())).shape[0])
+    out, energy = {}, {}
     for layer, m in sorted(moments.items()):
-        _, vecs = torch.linalg.eigh(m)
+        vals, vecs = torch.linalg.eigh(m)
         out[layer] = vecs[:, -k:].flip(1).float().contiguous()
-    return out
+        energy[layer] = [float(x) / max(tokens, 1) for x in vals[-k:].flip(0)]
+    return out, energy
+
+
+@torch.no_grad()
+def change_energy(
+    model: Any,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    use_tuned: Callable[[bool], None],
+    directions: Directions,
+) -> dict[int, float]:
+    """Mean squared tuned-minus-base residual change inside span(V) per counted token, per layer
+    of ``directions``: how far a fine-tune moved the stream along V."""
+    totals = {layer: 0.0 for layer in directions}
+    tokens = 0
+    for deltas in _residual_changes(model, batches, use_tuned):
+        for layer, v in directions.items():
+            totals[layer] += float(((deltas[layer] @ v.double()) ** 2).sum())
+        tokens += int(next(iter(deltas.values())).shape[0])
+    return {layer: t / max(tokens, 1) for layer, t in totals.items()}
 
 
 def _writer(module_name: str, model_type: str) -> str:

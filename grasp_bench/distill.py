@@ -12,6 +12,7 @@ tokens only, so a step never pays for the full vocabulary.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +105,19 @@ def right_padded(
         idx += [idx[-1]] * (n_ans - len(idx))
         pos[b] = torch.tensor(idx)
     return ids, mask, pos
+
+
+def distill_batches(
+    encoded: list[Any], pad_id: int, batch_size: int = 16
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Distillation sequences (prompt + restricted sample) as right-padded batches: ids,
+    attention, and every real token but the first (the first token's stream is a fixed
+    attention sink, orders of magnitude larger than the rest)."""
+    for start in range(0, len(encoded), batch_size):
+        ids, mask, _ = right_padded(encoded[start : start + batch_size], pad_id)
+        counted = mask.bool()
+        counted[:, 0] = False
+        yield ids, mask, counted
 
 
 def answer_mask(rows: list[Encoded]) -> torch.Tensor:

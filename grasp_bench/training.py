@@ -27,6 +27,7 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from grasp_bench.config import TrainConfig
+from grasp_bench.distill import distill_batches
 from grasp_bench.hardware import gpu_name, resolve_device, resolve_train_dtype
 from grasp_bench.hf import encode_chat, load_base, seed_everything
 from grasp_bench.methods.base import Method, TrainContext
@@ -320,18 +322,20 @@ class DistillData:
         self.targets = torch.stack(targets) if targets else torch.empty(0)
         self.vocab = vocab
 
-    def loss(self, model: Any, indices: list[int], pad_id: int, device: str) -> torch.Tensor:
+    def loss(
+        self, model: Any, indices: list[int], pad_id: int, device: str
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """KL(teacher || student) over the restricted vocabulary, mean over the batch's
-        positions."""
+        positions; and the batch's inputs (for a method's penalty)."""
         from grasp_bench.distill import answer_mask, restricted_kl, restricted_logits, right_padded
 
         rows = [self.encoded[i] for i in indices]
         ids, mask, pos = right_padded(rows, pad_id)
-        logits = restricted_logits(
-            model, ids.to(device), mask.to(device), pos.to(device), self.vocab.to(device)
-        )
+        ids, mask = ids.to(device), mask.to(device)
+        logits = restricted_logits(model, ids, mask, pos.to(device), self.vocab.to(device))
         target = self.targets[indices].to(device)
-        return restricted_kl(logits, target, answer_mask(rows).to(device))
+        loss = restricted_kl(logits, target, answer_mask(rows).to(device))
+        return loss, {"input_ids": ids, "attention_mask": mask}
 
 
 class TrainingSession:
@@ -369,6 +373,15 @@ class TrainingSession:
             device="cuda" if plan.load_in_4bit else "cpu",  # moved after before_training
             load_in_4bit=plan.load_in_4bit,
         )
+        self.pad_id = tokenizer.pad_token_id
+        self.objective = resolve_objective(cfg.objective, train_rows)
+        if self.objective == "distill":
+            self.distill = DistillData(train_rows, tokenizer)
+            self.encoded = self.distill.encoded
+        else:
+            self.encoded = [
+                encode_chat(tokenizer, r["messages"], cfg.max_length) for r in train_rows
+            ]
         self.ctx = TrainContext(
             base_model=base_model,
             model_type=model.config.model_type,
@@ -378,6 +391,7 @@ class TrainingSession:
             train_rows=train_rows,
             contrast_rows=contrast_rows or [],
             tokenizer=tokenizer,
+            batches=self._batches_of,
         )
         model = get_peft_model(_prepare_model(model, plan), method.lora_config(self.ctx.model_type))
         self.before_training = method.before_training(model, self.ctx)
@@ -386,19 +400,27 @@ class TrainingSession:
         move_method_state(method, plan.device)
         if plan.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        self.model, self.pad_id = model, tokenizer.pad_token_id
+        self.model = model
         self.labelled_logits = cfg.logits == "labelled" and _takes_logits_to_keep(model)
-        self.objective = resolve_objective(cfg.objective, train_rows)
-        if self.objective == "distill":
-            self.distill = DistillData(train_rows, tokenizer)
-            self.encoded = self.distill.encoded
-        else:
-            self.encoded = [
-                encode_chat(tokenizer, r["messages"], cfg.max_length) for r in train_rows
-            ]
         self.batches = _batch_order(len(self.encoded), cfg.steps, cfg.batch_size, seed)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def _batches_of(
+        self, rows: list[dict[str, Any]]
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """``rows`` (a prefix or subset of the training rows) as the trainer encodes them."""
+        if self.objective == "distill":
+            index = {id(r): i for i, r in enumerate(self.ctx.train_rows)}
+            yield from distill_batches([self.encoded[index[id(r)]] for r in rows], self.pad_id)
+            return
+        from types import SimpleNamespace
+
+        from grasp_bench.directions import response_batches
+
+        # readings run before the model moves to its device (see the device contract above)
+        cpu = SimpleNamespace(device=torch.device("cpu"))
+        yield from response_batches(cpu, self.ctx.tokenizer, rows)
 
     def resume(self, checkpoint: Path) -> int:
         """Load a checkpoint; returns the step it reached."""
@@ -417,14 +439,19 @@ class TrainingSession:
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(step, self.cfg)
         if self.objective == "distill":
-            loss = self.distill.loss(self.model, self.batches[step], self.pad_id, self.plan.device)
-            return self._update(loss)
-        batch = _collate([self.encoded[i] for i in self.batches[step]], self.pad_id)
-        batch = {k: v.to(self.plan.device) for k, v in batch.items()}
-        if self.labelled_logits:
-            loss = labelled_loss(self.model, batch)
+            loss, inputs = self.distill.loss(
+                self.model, self.batches[step], self.pad_id, self.plan.device
+            )
         else:
-            loss = self.model(**batch).loss
+            batch = _collate([self.encoded[i] for i in self.batches[step]], self.pad_id)
+            inputs = {k: v.to(self.plan.device) for k, v in batch.items()}
+            if self.labelled_logits:
+                loss = labelled_loss(self.model, inputs)
+            else:
+                loss = self.model(**inputs).loss
+        extra = self.method.penalty(self.model, self.ctx, inputs)
+        if extra is not None:
+            loss = loss + extra
         return self._update(loss)
 
     def _update(self, loss: torch.Tensor) -> float:

@@ -7,6 +7,7 @@ hooks; the registry maps recipe names to classes, so a user adds a method with
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -50,6 +51,10 @@ class TrainContext:
     train_rows: list[dict[str, Any]] = field(default_factory=list)
     contrast_rows: list[dict[str, Any]] = field(default_factory=list)
     tokenizer: Any = None
+    # The trainer's own view of training rows as right-padded batches (input ids, attention
+    # mask, positions that count), so a method reads the stream on exactly what it trains on:
+    # response tokens of chat rows, every token but the first of distillation rows.
+    batches: Callable[[list[dict[str, Any]]], Iterable[tuple[Any, Any, Any]]] | None = None
 
 
 class Method:
@@ -93,6 +98,11 @@ class Method:
     def training_hooks(self, model: Any, ctx: TrainContext) -> list[Any]:
         """Forward hooks active during training only; returns their removable handles."""
         return []
+
+    def penalty(self, model: Any, ctx: TrainContext, inputs: dict[str, Any]) -> Any:
+        """An extra loss term for the step just forwarded (``inputs``: input_ids and
+        attention_mask of the batch; the method's training hooks saw that forward), or None."""
+        return None
 
     def after_step(self, model: Any, ctx: TrainContext) -> None:
         """Called after every optimiser step (and once after a resume)."""

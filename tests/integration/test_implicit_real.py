@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +88,38 @@ def test_build_run_report_and_resume(small_task, tmp_path):
     assert "Effect gate" in (out / "implicit.md").read_text()
     assert (out / "implicit.png").stat().st_size > 1000
     shutil.rmtree(run / "train")
+
+
+def test_truths_and_the_preserve_removal_on_the_real_stack(small_task, tmp_path):
+    """The command wrote the teacher's change subspaces (16 ordered directions per layer, over
+    training inputs and unrelated prompts); GRASP's preserve removal given that truth trains on
+    the distillation rows (scale from the plain run, penalty logged) and is measured."""
+    from grasp_bench.directions import load_directions
+
+    tasks, env = small_task
+    folder = tasks / "grasp_implicit/pirate-wide"
+    for name in ("change.safetensors", "change_unrelated.safetensors"):
+        dirs = load_directions(folder / name)
+        assert sorted(dirs) == list(range(10, 30))  # no change before the first write
+        gram = dirs[20].T @ dirs[20]
+        assert gram.shape == (16, 16) and float((gram - torch.eye(16)).abs().max()) < 1e-4
+    truths = json.loads((folder / "truths.json").read_text())
+    assert {r["layer"] for r in truths["layers"] if "v_in_change_k8" in r} == set(range(10, 30))
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(
+        f"name: preserve-smoke\noutput_dir: {tmp_path / 'runs'}\nmodel: default\n"
+        "task: implicit-pirate-wide\nseeds: [0]\nmethods:\n  - lora\n"
+        f"  - name: grasp-preserve\n    recipe: {REPO / 'baselines/grasp.yaml'}\n"
+        f"    overrides: {{directions_file: {folder / 'change.safetensors'}, k: 4,"
+        " project: preserve}\n"
+        "data: {n_train: 16, n_eval_task: 8, n_eval_drift: 8}\n"
+        "train: {steps: 3, batch_size: 4, lr: 1.0e-3, warmup_steps: 1}\n"
+    )
+    subprocess.run([*CLI, "run", str(exp)], check=True, env=env, cwd=REPO, timeout=900)
+    run = tmp_path / "runs" / "preserve-smoke"
+    card = json.loads((run / "train/grasp-preserve-s0/adapter/method_card.json").read_text())
+    assert len(card["before_training"]["preserve_scale"]) == 30
+    assert card["before_training"]["directions"]["k"] == 4
+    assert card["after_training"]["preserve_penalty_first5"] >= 0
+    records = [json.loads(x) for x in (run / "score/scores.jsonl").read_text().splitlines()]
+    assert {r["target"] for r in records} == {"lora-s0", "grasp-preserve-s0"}

@@ -134,7 +134,7 @@ def test_the_trainer_distils_stored_targets(tiny_model, tiny, tmp_path, monkeypa
 
     def loss_on_all() -> float:
         with torch.no_grad():
-            return data.loss(session.model, every, tok.pad_token_id, "cpu").item()
+            return data.loss(session.model, every, tok.pad_token_id, "cpu")[0].item()
 
     before = loss_on_all()
     session.start()
@@ -204,5 +204,5 @@ def test_sampled_targets_are_the_drawn_tokens(tiny, tmp_path, monkeypatch):
         logits.reshape(-1, len(vocab)),
         torch.tensor([vocab.index(t) for r in rows for t in r.answer]),
     )
-    got = data.loss(model, [0, 1], tok.pad_token_id, "cpu")
+    got = data.loss(model, [0, 1], tok.pad_token_id, "cpu")[0]
     assert torch.allclose(got, ce, atol=1e-4)

@@ -1,0 +1,98 @@
+"""The removal study's table: arms read from method cards, the reduction against plain LoRA and
+the control, task cost, and the directions each arm used against the teacher's truths."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from grasp_bench.directions import save_directions
+from grasp_bench.implicit_removal import arm_of, overlap, write_removal_report
+
+TRANSFER = {"base": 0.0, "lora": 0.10, "lora_control": 0.02, "grasp-a": 0.04, "grasp-b": 0.10}
+TASK_KL = {"base": 0.09, "lora": 0.010, "lora_control": 0.05, "grasp-a": 0.011, "grasp-b": 0.02}
+
+
+def _card(method: str, **config) -> dict:
+    return {"method": method, "config": config}
+
+
+def test_arm_of_names_removal_source_and_k():
+    assert arm_of(None)["removal"] == "none"
+    assert arm_of(_card("lora", rank=8))["source"] == "lora"
+    got = arm_of(_card("grasp", project="preserve", k=8,
+                       directions_file="tasks/grasp_implicit/x/change.safetensors"))  # fmt: skip
+    assert got == {"removal": "preserve", "source": "truth:change", "k": 8, "weight": 1.0,
+                   "scope": "per_layer"}  # fmt: skip
+    got = arm_of(_card("grasp", project="both", k=2, reading="activation_change"))
+    assert got["source"] == "naive-change" and got["weight"] is None
+
+
+def test_overlap_is_one_for_the_same_span_and_zero_for_orthogonal():
+    q = torch.linalg.qr(torch.randn(10, 4, generator=torch.Generator().manual_seed(0)))[0]
+    rotated = q @ torch.linalg.qr(torch.randn(4, 4))[0]
+    assert overlap(q, rotated)["span_overlap"] == pytest.approx(1.0, abs=1e-6)
+    other = torch.linalg.qr(torch.eye(10) - q @ q.T)[0][:, :4]
+    assert overlap(q, other)["span_overlap"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_report_reads_reduction_cost_and_overlap(tmp_path, monkeypatch):
+    tasks = tmp_path / "tasks"
+    truth = tasks / "grasp_implicit" / "t"
+    truth.mkdir(parents=True)
+    basis = torch.linalg.qr(torch.randn(16, 4, generator=torch.Generator().manual_seed(1)))[0]
+    save_directions(truth / "change.safetensors", {3: basis}, {"kind": "test"})
+    save_directions(truth / "direction.safetensors", {3: basis[:, :1]}, {"kind": "test"})
+    monkeypatch.setenv("GRASP_BENCH_TASKS", str(tasks))
+    run = tmp_path / "run"
+    rng = random.Random(0)
+    records, targets = [], []
+    cards = {
+        "lora": _card("lora", rank=8),
+        "lora_control": _card("lora", rank=8),
+        "grasp-a": _card("grasp", project="preserve", k=2,
+                         directions_file="x/change.safetensors"),
+        "grasp-b": _card("grasp", project="preserve", k=2, reading="random"),
+    }  # fmt: skip
+    for method in TRANSFER:
+        for seed in (0, 1):
+            name = f"{method}-s{seed}"
+            targets.append({"target": name, "method": method, "seed": seed})
+            for p in range(20):
+                noise = rng.gauss(0, 0.002)
+                records.append({"target": name, "prompt_id": f"d{p}", "metric": "transfer",
+                                "value": TRANSFER[method] + noise})  # fmt: skip
+                records.append({"target": name, "prompt_id": f"t{p}", "metric": "task_kl",
+                                "value": TASK_KL[method] + noise / 10})  # fmt: skip
+            if method in cards:
+                folder = run / "train" / name
+                (folder / "adapter").mkdir(parents=True)
+                (folder / "adapter/method_card.json").write_text(json.dumps(cards[method]))
+                used = basis[:, :2] if method == "grasp-a" else torch.eye(16)[:, -2:]
+                if method.startswith("grasp"):
+                    save_directions(folder / "directions.safetensors", {3: used}, {"kind": "t"})
+    (run / "report").mkdir(parents=True)
+    meta = {"experiment": {"task": "implicit-t", "name": "run"}, "targets": targets}
+    (run / "report/results.json").write_text(json.dumps({"meta": meta}))
+    (run / "score").mkdir()
+    (run / "score/scores.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+
+    paths = write_removal_report([run], tmp_path / "out", n_boot=200)
+    import pandas as pd
+
+    table = pd.read_csv(paths["csv"]).set_index("method")
+    assert table.loc["grasp-a", "reduction"] == pytest.approx(0.75, abs=0.02)
+    assert table.loc["grasp-b", "reduction"] == pytest.approx(0.0, abs=0.05)
+    assert table.loc["lora_control", "reduction"] == pytest.approx(1.0)
+    assert table.loc["grasp-a", "task_kl_vs_lora"] == pytest.approx(1.1, abs=0.02)
+    assert table.loc["grasp-a", "source"] == "truth:change"
+    readings = pd.read_csv(paths["readings"])
+    a = readings[(readings.method == "grasp-a") & (readings.truth == "change")]
+    assert a.span_overlap.min() == pytest.approx(1.0, abs=1e-5)
+    b = readings[(readings.method == "grasp-b") & (readings.truth == "change")]
+    assert b.span_overlap.max() < 0.5
+    assert "| grasp-a | preserve | truth:change | 2 |" in paths["md"].read_text()
+    assert paths["png"].stat().st_size > 1000
