@@ -223,13 +223,16 @@ def measure(
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
         ids, mask, pos = right_padded(chunk, pad_id)
-        out = lm(input_ids=ids.to(dev), attention_mask=mask.to(dev), output_hidden_states=True)
-        logp = F.log_softmax(out.logits.float(), -1).cpu()
+        out = lm.get_decoder()(
+            input_ids=ids.to(dev), attention_mask=mask.to(dev), output_hidden_states=True
+        )
+        # the LM head on the answer's predicting positions only (a third of the sequence)
+        picked = out[0].gather(1, pos.to(dev).unsqueeze(-1).expand(-1, -1, out[0].shape[-1]))
+        at = F.log_softmax(lm.get_output_embeddings()(picked).float(), -1).cpu()
         amask = answer_mask(chunk)
         targets = torch.full(amask.shape, pad_id, dtype=torch.long)
         for b, r in enumerate(chunk):
             targets[b, : len(r.answer)] = torch.tensor(r.answer)
-        at = logp.gather(1, pos.unsqueeze(-1).expand(-1, -1, logp.shape[-1]))
         tok_lp = at.gather(2, targets.unsqueeze(-1)).squeeze(-1) * amask
         lp.append(tok_lp.sum(1))
         nt.append(amask.sum(1))

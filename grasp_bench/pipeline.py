@@ -406,16 +406,16 @@ def measure_all(
     adapters = {t.name: stable_hash(adapter_identity(t.adapter)) for t in targets}
     stage = Stage(run.root, run.score.name, {**shared, "targets": adapters})
     if not stage.is_done():
-        stage.reset_if_stale(
-            keys={
-                run.measured(n).name: stable_hash({**shared, "adapter": a})
-                for n, a in adapters.items()
-            }
-        )
+        # both files of a target are its output: a config that grows keeps them together
+        keys = {}
+        for n, a in adapters.items():
+            key = stable_hash({**shared, "adapter": a})
+            keys[run.measured(n).name] = keys[run.measured_layers(n).name] = key
+        stage.reset_if_stale(keys=keys)
         measured: dict[str, str] = {}  # adapter identity -> a target measured with it
         seconds: dict[str, float] = {}  # measurement time of the targets measured now
         for i, t in enumerate(targets, 1):
-            if run.measured(t.name).exists():
+            if run.measured(t.name).exists() and run.measured_layers(t.name).exists():
                 measured.setdefault(adapters[t.name], t.name)
                 continue
             twin = measured.get(adapters[t.name])

@@ -452,7 +452,7 @@ def _studies(root: Path) -> list[Study]:
         if (folder / name).exists()
     ]
     plot = f"{POSITIVE_CONTROL}/implicit.png"  # the report always writes it
-    return [
+    studies = [
         Study(
             anchor="positive-control",
             title="Positive control: implicit factor",
@@ -462,3 +462,36 @@ def _studies(root: Path) -> list[Study]:
             plot=plot,
         )
     ]
+    if (folder / "removal.md").exists():
+        studies.append(_removal_study(folder, ranked))
+    return studies
+
+
+def _removal_study(folder: Path, ranked: bool) -> Study:
+    """What removes the implicit factor (GRASP removals and directions against plain LoRA and
+    the control): shown only where the effect gate passed, as every comparison on the board."""
+    from markupsafe import Markup
+
+    if not ranked:
+        text = "Not shown: the positive control's effect gate did not pass, so nothing is compared."
+        return Study("removal", "Positive control: what removes it", text, Markup(f"<p>{text}</p>"),
+                     [])  # fmt: skip
+    md = (folder / "removal.md").read_text().replace("\n## ", "\n### ")
+    md = md.split("\n", 1)[1] if md.startswith("# ") else md
+    table = pd.read_csv(folder / "removal.csv")
+    cols = [c for c in ("method", "removal", "source", "k", "transfer_mean", "transfer_lo",
+                        "transfer_hi", "reduction", "task_kl_mean", "task_kl_vs_lora", "n_seeds")
+            if c in table]  # fmt: skip
+    files = [
+        Link(name, f"{POSITIVE_CONTROL}/{name}")
+        for name in ("removal.md", "removal.csv", "readings.csv")
+        if (folder / name).exists()
+    ]
+    return Study(
+        anchor="removal",
+        title="Positive control: what removes it",
+        markdown=md.strip(),
+        html=Markup(table[cols].to_html(index=False, float_format=lambda x: f"{x:.3f}", na_rep="")),
+        files=files,
+        plot=f"{POSITIVE_CONTROL}/removal.png",  # the report always writes it
+    )

@@ -81,6 +81,14 @@ def test_build_run_report_and_resume(small_task, tmp_path):
     subprocess.run([*CLI, "run", str(exp)], check=True, env=env, cwd=REPO, timeout=600)
     assert (run / "score/lora-s1.jsonl").exists()
     assert (run / "score/lora-s0.jsonl").stat().st_mtime_ns == kept
+    # a config that grows (one more seed) keeps every measured target's files, the per-layer
+    # ones included, and measures only the new seed (base copied from its twin)
+    kept = {f.name: f.stat().st_mtime_ns for f in (run / "score").glob("*-s[01]*.jsonl")}
+    assert len(kept) == 12  # 6 targets x (records, layers)
+    exp.write_text(exp.read_text().replace("seeds: [0, 1]", "seeds: [0, 1, 2]"))
+    subprocess.run([*CLI, "run", str(exp)], check=True, env=env, cwd=REPO, timeout=900)
+    assert {n: (run / "score" / n).stat().st_mtime_ns for n in kept} == kept
+    assert (run / "score/base-s2.layers.jsonl").exists()
     out = tmp_path / "pooled"
     subprocess.run(
         [*CLI, "implicit-report", str(run), "--out", str(out)], check=True, env=env, cwd=REPO

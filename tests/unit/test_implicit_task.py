@@ -136,3 +136,22 @@ def test_the_board_shows_the_positive_control_with_its_gate(tmp_path, effect):
     # a comparison against lora is shown only where the effect exists
     assert ("vs_lora" in page) == (effect > 0)
     assert ("NO EFFECT" in md) == (effect == 0)
+
+
+@pytest.mark.parametrize("effect", [0.0, 0.05])
+def test_the_board_shows_the_removal_study_only_where_the_effect_exists(tmp_path, effect):
+    from grasp_bench.implicit_report import write_cross_report
+    from grasp_bench.leaderboard.build import POSITIVE_CONTROL, _studies
+    from grasp_bench.leaderboard.page import render_markdown
+
+    folder = tmp_path / POSITIVE_CONTROL
+    write_cross_report(_frame(effect), folder, n_boot=100)
+    (folder / "removal.md").write_text("# Removal study: x\n\n| arm | reduction |\n|---|---|\n")
+    (folder / "removal.csv").write_text("method,removal,source,k,reduction\npreserve-a,preserve,"
+                                        "truth:change,8,0.9\n")  # fmt: skip
+    control, removal = _studies(tmp_path)
+    assert removal.anchor == "removal"
+    md = render_markdown([], type("J", (), {"rows": []})(), [control, removal])
+    assert "## Positive control: what removes it" in md
+    assert ("preserve-a" in str(removal.html)) == (effect > 0)
+    assert ("did not pass" in md) == (effect == 0)
