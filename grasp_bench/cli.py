@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -259,11 +260,7 @@ def implicit_report(
     against lora, per teacher and pooled."""
     from grasp_bench.implicit_report import cross_report
 
-    try:
-        paths = cross_report(run_dirs, out)
-    except (FileNotFoundError, ValueError, KeyError) as exc:
-        _fail(exc)
-    typer.echo(paths["md"].read_text())
+    _echo_report(cross_report, run_dirs, out)
 
 
 @app.command("implicit-removal")
@@ -278,8 +275,15 @@ def implicit_removal(
     teacher's truths; the curves of transfer and task KL against k."""
     from grasp_bench.implicit_removal import write_removal_report
 
+    _echo_report(write_removal_report, run_dirs, out)
+
+
+def _echo_report(
+    write: Callable[[list[Path], Path], dict], run_dirs: list[Path], out: Path
+) -> None:
+    """Write a report over runs into ``out``; print its Markdown, or fail with the reason."""
     try:
-        paths = write_removal_report(run_dirs, out)
+        paths = write(run_dirs, out)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         _fail(exc)
     typer.echo(paths["md"].read_text())

@@ -67,12 +67,9 @@ def recipe_curve(
 
 
 def write_curve(df: pd.DataFrame, out_dir: Path, title: str) -> dict[str, Path]:
-    import io
+    from grasp_bench.figures import png_bytes, pyplot
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -86,10 +83,8 @@ def write_curve(df: pd.DataFrame, out_dir: Path, title: str) -> dict[str, Path]:
     ax.set_title(title, fontsize=9)
     fig.legend(loc="upper center", fontsize=8, bbox_to_anchor=(0.5, 0.9))
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
+    png = png_bytes(fig)
     paths = {"csv": out_dir / "curve.csv", "png": out_dir / "curve.png"}
     atomic_write_text(paths["csv"], df.to_csv(index=False))
-    atomic_write_bytes(paths["png"], buf.getvalue())
+    atomic_write_bytes(paths["png"], png)
     return paths

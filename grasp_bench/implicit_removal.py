@@ -158,12 +158,9 @@ def markdown(table: pd.DataFrame, readings: pd.DataFrame, title: str) -> str:
 def plot(table: pd.DataFrame) -> bytes:
     """Transfer and task KL against k, one line per (removal, directions); plain LoRA and the
     control as horizontal lines."""
-    import io
+    from grasp_bench.figures import png_bytes, pyplot
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     arms = table[table.removal != "none"]
@@ -184,10 +181,7 @@ def plot(table: pd.DataFrame) -> bytes:
         ax.set_title(metric + (" (0 = base, 1 = teacher)" if metric == "transfer" else ""))
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 def write_removal_report(

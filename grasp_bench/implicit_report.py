@@ -203,12 +203,9 @@ def write_cross_report(df: pd.DataFrame, out_dir: Path, n_boot: int = 2000) -> d
 
 def plot(table: pd.DataFrame, teachers: list[str]) -> bytes:
     """Transfer and held-out task KL per method, per teacher and pooled, with intervals."""
-    import io
+    from grasp_bench.figures import png_bytes, pyplot
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     groups = ["pooled", *teachers]
@@ -231,7 +228,4 @@ def plot(table: pd.DataFrame, teachers: list[str]) -> bytes:
         ax.axhline(0, color="black", linewidth=0.5)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)

@@ -205,15 +205,10 @@ def tradeoff_png(
 ) -> bytes:
     """Drift against task score with 95% CI error bars (and the Pareto front, if given). Each
     point is labelled with its method, and adjustText moves the labels off each other."""
-    import io
-
-    import matplotlib.pyplot as plt
+    from grasp_bench.figures import png_bytes
 
     fig, _ = tradeoff_figure(df, title, task_col, front, xlabel, ylabel)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig, dpi=None)
 
 
 def write_report(

@@ -3,11 +3,8 @@ batched step on a tiny random Llama, the interleaving and the arm estimate."""
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from bench.implicit_arm import (
     ARM_TARGET_S,
@@ -17,44 +14,18 @@ from bench.implicit_arm import (
     needed_steps,
     one_at_a_time_step,
 )
-from grasp_bench import distill
 from grasp_bench.config import TrainConfig
 from grasp_bench.hf import load_base
 from grasp_bench.training import TrainingSession
+
+from .distill_rows import write_distill_rows
 
 
 def _distill_rows(tiny_model: str, tmp_path, monkeypatch, n: int = 6) -> list[dict]:
     """Rows naming restricted samples of one length (as the task's are) in a targets file."""
     model, tok = load_base(tiny_model)
     model.eval()
-    vocab = distill.restricted_token_ids(tok)
-    prompts = [
-        distill.chat_prompt_ids(tok, f"Continue the sequence: {100 + 7 * i}, {200 + i}")
-        for i in range(n)
-    ]
-    tokens, logp = distill.sample_restricted(model, prompts, vocab, 5, 1.0, 1, tok.pad_token_id)
-    folder = tmp_path / "tasks" / "grasp_implicit" / "t"
-    folder.mkdir(parents=True)
-    path = folder / "targets.safetensors"
-    save_file({"vocab": torch.tensor(vocab), "teacher.tokens": tokens, "teacher.logp": logp}, path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    monkeypatch.setenv("GRASP_BENCH_TASKS", str(tmp_path / "tasks"))
-    return [
-        {
-            "id": f"r{i}",
-            "messages": [
-                {"role": "user", "content": f"Continue the sequence: {100 + 7 * i}, {200 + i}"},
-                {"role": "assistant", "content": tok.decode(tokens[i])},
-            ],
-            "distill": {
-                "file": "grasp_implicit/t/targets.safetensors",
-                "sha256": digest,
-                "key": "teacher",
-                "index": i,
-            },
-        }
-        for i in range(n)
-    ]
+    return write_distill_rows(model, tok, tmp_path, monkeypatch, n=n, length=5, stride=7)[0]
 
 
 def test_one_at_a_time_step_is_the_batched_step(tiny_model, tmp_path, monkeypatch):

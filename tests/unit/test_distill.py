@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from grasp_bench import distill
 from grasp_bench.config import TrainConfig
 from grasp_bench.hf import load_base
 from grasp_bench.training import DistillData, TrainingSession, resolve_objective
+
+from .distill_rows import write_distill_rows
 
 
 @pytest.fixture(scope="module")
@@ -83,33 +83,8 @@ def test_sampling_stays_in_the_vocabulary_and_returns_normalised_targets(tiny):
 
 
 def _targets_dir(tmp_path: Path, tok, model, monkeypatch) -> tuple[list[dict], Path]:
-    vocab, rows = _rows(tok, 8)
-    tokens, logp = distill.sample_restricted(
-        model, [r.prompt for r in rows], vocab, 6, 1.0, 1, tok.pad_token_id
-    )
-    folder = tmp_path / "tasks" / "grasp_implicit" / "t"
-    folder.mkdir(parents=True)
-    path = folder / "targets.safetensors"
-    save_file({"vocab": torch.tensor(vocab), "teacher.tokens": tokens, "teacher.logp": logp}, path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    monkeypatch.setenv("GRASP_BENCH_TASKS", str(tmp_path / "tasks"))
-    train = [
-        {
-            "id": f"r{i}",
-            "messages": [
-                {"role": "user", "content": f"Continue the sequence: {100 + i}, {200 + i}"},
-                {"role": "assistant", "content": tok.decode(tokens[i])},
-            ],
-            "distill": {
-                "file": "grasp_implicit/t/targets.safetensors",
-                "sha256": digest,
-                "key": "teacher",
-                "index": i,
-            },
-        }
-        for i in range(8)
-    ]
-    return train, path
+    model.eval()
+    return write_distill_rows(model, tok, tmp_path, monkeypatch, n=8, length=6)
 
 
 def test_the_trainer_distils_stored_targets(tiny_model, tiny, tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ from grasp_bench.methods.grasp import shared_directions
 from grasp_bench.training import TrainingSession, train_adapter
 
 from ..conftest import REPO
-from .test_distill import _targets_dir
+from .distill_rows import write_distill_rows
 
 
 def _grasp(**overrides):
@@ -46,7 +46,7 @@ def test_preserve_holds_the_stream_along_v_at_the_base_models(tiny_model, tmp_pa
     trained with the same steps and data under ``preserve``, the student moves along V far less
     than plain LoRA, while the change outside V is not held."""
     model, tok = load_base(tiny_model)
-    train, _ = _targets_dir(tmp_path, tok, model, monkeypatch)
+    train, _ = write_distill_rows(model.eval(), tok, tmp_path, monkeypatch)
     cfg = TrainConfig(steps=20, batch_size=4, lr=5e-3, warmup_steps=0, threads=1)
     lora = train_adapter(_lora(), tiny_model, train, cfg, tmp_path / "lora", seed=0, progress=0)
     encoded = TrainingSession(_lora(), tiny_model, train, cfg, tmp_path / "enc", seed=0).encoded
