@@ -24,6 +24,7 @@ BOARD_RUNS ?= toy-compare board-insecure-code board-medical board-financial plan
 # The implicit-factor positive control: measured teacher-forced (no submissions); its pooled
 # seed-level report (hierarchical intervals, effect gate) is a section of the board.
 IMPLICIT_RUNS ?= implicit-pirate-wide implicit-pirate-l20 implicit-cowboy-wide
+REMOVAL_RUNS ?= implicit-removal-pirate-wide
 board: install
 	$(BIN)/grasp-bench model prepare
 	for run in $(BOARD_RUNS); do \
@@ -34,6 +35,10 @@ board: install
 	  $(BIN)/grasp-bench run experiments/$$run.yaml || exit 1; \
 	done
 	$(BIN)/grasp-bench implicit-report $(addprefix runs/,$(IMPLICIT_RUNS)) --out leaderboard/positive_control
+	for run in $(REMOVAL_RUNS); do \
+	  $(BIN)/grasp-bench run experiments/$$run.yaml || exit 1; \
+	done
+	$(BIN)/grasp-bench implicit-removal $(addprefix runs/,$(REMOVAL_RUNS)) --out leaderboard/positive_control
 	$(BIN)/grasp-bench leaderboard build leaderboard
 
 # Every performance benchmark, one at a time (19 min on 2 cores of an AMD EPYC), then bench/results/latest.md.
