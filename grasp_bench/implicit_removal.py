@@ -177,6 +177,8 @@ def plot(table: pd.DataFrame) -> bytes:
                 ax.axhline(float(row[f"{metric}_mean"].iloc[0]), linestyle=style, color="grey",
                            linewidth=1, label=ref)  # fmt: skip
         ax.set_xscale("log", base=2)
+        if metric == "task_kl":
+            ax.set_yscale("log")  # plain LoRA's fit and the base model's differ tenfold
         ax.set_xlabel("k (directions per layer)")
         ax.set_title(metric + (" (0 = base, 1 = teacher)" if metric == "transfer" else ""))
     axes[0].legend(fontsize=7)
