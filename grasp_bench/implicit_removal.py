@@ -22,18 +22,35 @@ from grasp_bench.store import atomic_write_bytes, atomic_write_text
 TRUTHS = {"change": "change.safetensors", "v": "direction.safetensors"}
 
 
+def _truth_source(directions_file: str) -> str:
+    name = Path(directions_file).name
+    return "truth:" + next((t for t, f in TRUTHS.items() if f == name), name)
+
+
+def _baseline_arm(card: dict[str, Any]) -> dict[str, Any]:
+    """A baseline of item 5: its method is the removal; its directions (activation baselines)
+    come from the card's provenance, so an oracle arm and a label-free one read apart."""
+    cfg, method = card["config"], card["method"]
+    if method == "lora_kl":
+        return {"removal": method, "source": "none", "k": 0, "weight": cfg.get("kl_weight")}
+    prov = (card.get("before_training") or card).get("directions", {})  # derived: top level
+    kind = prov.get("kind", cfg.get("direction", "unknown"))
+    source = _truth_source(prov["file"]) if kind == "file" else kind
+    return {"removal": method, "source": source, "k": prov.get("k", 1), "weight": None}
+
+
 def arm_of(card: dict[str, Any] | None) -> dict[str, Any]:
-    """removal / source / k / weight of one method card ('none' for base and lora)."""
-    if card is None:
-        return {"removal": "none", "source": "none", "k": 0, "weight": None}
+    """removal / source / k / weight of one method card ('none' for base, lora and the
+    control; the method's name for a baseline)."""
+    if card is None or card["method"] in ("base", "lora", "lora_control"):
+        source = "none" if card is None else card["method"]
+        return {"removal": "none", "source": source, "k": 0, "weight": None}
     if card["method"] != "grasp":
-        return {"removal": "none", "source": card["method"], "k": 0, "weight": None}
+        return _baseline_arm(card)
     cfg = card["config"]
     source = cfg.get("reading", "svd")
     if cfg.get("directions_file"):
-        name = Path(cfg["directions_file"]).name
-        source = next((t for t, f in TRUTHS.items() if f == name), name)
-        source = f"truth:{source}"
+        source = _truth_source(cfg["directions_file"])
     elif source == "activation_change":
         source = "naive-change"
     weight = cfg.get("preserve_weight") or (1.0 if cfg["project"] == "preserve" else None)
@@ -163,7 +180,7 @@ def plot(table: pd.DataFrame) -> bytes:
     plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    arms = table[table.removal != "none"]
+    arms = table[(table.removal != "none") & (table.k > 0)]  # lora_kl has no k: a table row
     for ax, metric in zip(axes, ("transfer", "task_kl"), strict=True):
         for (removal, source), part in arms.groupby(["removal", "source"]):
             part = part.sort_values("k")

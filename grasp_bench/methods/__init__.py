@@ -1,6 +1,6 @@
 """Fine-tuning methods, registered by name. Importing this package registers the built-ins."""
 
-from grasp_bench.methods import activation, grasp, simple  # noqa: F401  (registration)
+from grasp_bench.methods import activation, grasp, regularised, simple  # noqa: F401  (registration)
 from grasp_bench.methods.base import (
     LoraMethodConfig,
     Method,

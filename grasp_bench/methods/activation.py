@@ -8,10 +8,14 @@
 | ablate_inference   | inference       | plain LoRA with v projected out of every residual writer, |
 |                    |                 | folded into the adapter so stock vLLM serves it          |
 
-Directions come from either source (config ``direction``): ``supervised`` is the difference of
-mean activations between the task's persona answers and its control answers (computed on the
-base model); ``unsupervised`` is the top singular direction of a LoRA run's writers, the one
-GRASP uses. So a comparison isolates weight projection from activation intervention.
+Directions come from one of three sources (config ``direction``): ``supervised`` is the
+difference of mean activations between the task's persona answers and its control answers
+(computed on the base model); ``unsupervised`` is the top singular direction of a LoRA run's
+writers, the one GRASP uses; ``file`` reads saved directions (a task's ground truth, e.g. the
+positive control's planted ``direction.safetensors`` or ``change.safetensors``), so an oracle
+arm of each baseline can be set beside its label-free arm and the direction source is never
+confounded with the method. So a comparison isolates weight projection from activation
+intervention.
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from safetensors.torch import load_file, save_file
 
 from grasp_bench.directions import (
     Directions,
     diff_of_means,
+    load_directions,
     save_directions,
     unsupervised_directions,
 )
@@ -46,8 +51,21 @@ from grasp_bench.modules import role_of
 class DirectionFields(MethodConfig):
     """Where the direction v comes from and at which layers it is used."""
 
-    direction: Literal["supervised", "unsupervised"] = Field(
-        "supervised", description="Difference of means (persona-vector style) or LoRA-weight SVD."
+    direction: Literal["supervised", "unsupervised", "file"] = Field(
+        "supervised",
+        description="Difference of means (persona-vector style), LoRA-weight SVD, or saved "
+        "directions (directions_file).",
+    )
+    directions_file: str | None = Field(
+        None,
+        exclude_if=lambda v: v is None,  # unset: recipe configs (and stage hashes) as before
+        description="For direction file: a safetensors of per-layer unit directions (d x k).",
+    )
+    k: int | None = Field(
+        None,
+        gt=0,
+        exclude_if=lambda v: v is None,
+        description="For direction file: the first k columns per layer (None: all of them).",
     )
     direction_source: str = Field(
         "lora", description="For unsupervised: the method whose adapter gives the direction."
@@ -59,6 +77,14 @@ class DirectionFields(MethodConfig):
         None, description="Decoder layers to act at (None: the method's default)."
     )
 
+    @model_validator(mode="after")
+    def _file_fields(self) -> DirectionFields:
+        if (self.direction == "file") != (self.directions_file is not None):
+            raise ValueError("directions_file is given exactly when direction is file")
+        if self.k is not None and self.direction != "file":
+            raise ValueError("k applies to direction file only")
+        return self
+
 
 def _directions(cfg: DirectionFields, model: Any, ctx: TrainContext) -> tuple[Directions, dict]:
     """Unit directions per layer (d x 1), the supervised difference's norm, and provenance."""
@@ -67,6 +93,15 @@ def _directions(cfg: DirectionFields, model: Any, ctx: TrainContext) -> tuple[Di
         dirs = unsupervised_directions(source, ctx.model_type, k=1, scope="per_layer")
         norms = dict.fromkeys(dirs, 1.0)
         prov = {"kind": "unsupervised", "source_adapter": str(source)}
+    elif cfg.direction == "file":
+        loaded = load_directions(Path(cfg.directions_file))
+        k = cfg.k or min(v.shape[1] for v in loaded.values())
+        short = sorted(layer for layer, v in loaded.items() if v.shape[1] < k)
+        if short:
+            raise ValueError(f"{cfg.directions_file}: k {k} but layers {short} hold fewer columns")
+        dirs = {layer: v[:, :k].float() for layer, v in loaded.items()}
+        norms = dict.fromkeys(dirs, 1.0)  # unit directions: a coefficient is absolute
+        prov = {"kind": "file", "file": cfg.directions_file, "k": k}
     else:
         n = cfg.contrast_examples
         with torch.no_grad():
@@ -77,14 +112,23 @@ def _directions(cfg: DirectionFields, model: Any, ctx: TrainContext) -> tuple[Di
     return dirs, {"norms": norms, "provenance": prov}
 
 
-def _layers(cfg: DirectionFields, model: Any, default: str) -> list[int]:
+def _layers(cfg: DirectionFields, model: Any, default: str, dirs: Directions) -> list[int]:
+    """The configured layers, or the default (every layer, or the middle one); a directions file
+    may hold fewer layers (none where the truth has no change): "all" means all it holds."""
     n = model.config.num_hidden_layers
     if cfg.layers is not None:
         bad = [layer for layer in cfg.layers if not 0 <= layer < n]
         if bad:
             raise ValueError(f"layers {bad} out of range for a model with {n} layers")
-        return cfg.layers
-    return list(range(n)) if default == "all" else [n // 2]
+        layers = cfg.layers
+    elif default == "all":
+        return [layer for layer in range(n) if layer in dirs]
+    else:
+        layers = [n // 2]
+    missing = [layer for layer in layers if layer not in dirs]
+    if missing:
+        raise ValueError(f"no direction for layers {missing} ({cfg.direction} directions)")
+    return layers
 
 
 def _prepare(
@@ -92,7 +136,7 @@ def _prepare(
 ) -> tuple[Directions, dict, list[int]]:
     """Directions, their info and the layers acted on; saved beside the adapter."""
     dirs, info = _directions(cfg, model, ctx)
-    layers = _layers(cfg, model, default_layers)
+    layers = _layers(cfg, model, default_layers, dirs)
     save_directions(ctx.out_dir / "directions.safetensors", dirs, info["provenance"])
     return dirs, info, layers
 

@@ -171,3 +171,40 @@ def test_unsupervised_direction_source_is_a_dependency():
     assert _recipe("caft", direction="unsupervised").requires() == ["lora"]
     assert _recipe("caft").requires() == []
     assert _recipe("ablate_inference").requires() == ["lora"]
+
+
+def test_file_directions_give_the_oracle_arm_its_layers_and_k(tiny_model, toy_rows, tmp_path):
+    """``direction: file`` (a task's saved truth) acts at the layers the file holds, with the
+    first k columns; CAFT's hooks then leave nothing of V in the stream at those layers."""
+    from grasp_bench.directions import save_directions
+    from grasp_bench.methods.base import TrainContext
+
+    model, _ = load_base(tiny_model)
+    d = model.config.hidden_size
+    v = torch.linalg.qr(torch.randn(d, 3, generator=torch.Generator().manual_seed(0)))[0]
+    path = tmp_path / "truth.safetensors"
+    save_directions(path, {1: v}, {"kind": "test"})
+    method = _recipe("caft", direction="file", directions_file=str(path), k=2)
+    out = train_adapter(
+        method, tiny_model, toy_rows["train"], CFG, tmp_path / "caft", seed=0, progress=False
+    )
+    card = json.loads((out / "method_card.json").read_text())["before_training"]
+    assert card["layers"] == [1]
+    assert card["directions"] == {"kind": "file", "file": str(path), "k": 2}
+    ctx = TrainContext(base_model=tiny_model, model_type="llama", seed=0, out_dir=tmp_path / "c")
+    ctx.out_dir.mkdir()
+    method.before_training(model, ctx)
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    handles = method.training_hooks(model, ctx)
+    projected = _residuals(model, ids)
+    remove(handles)
+    assert float((projected[1] @ v[:, :2]).abs().max()) < 1e-4
+    assert float((projected[1] @ v[:, 2:]).abs().max()) > 1e-3  # the third column is kept
+    assert float((_residuals(model, ids)[1] @ v[:, :2]).abs().max()) > 1e-3  # off: V is there
+    with pytest.raises(ValueError, match="no direction for layers"):
+        _recipe("steer_preventative", direction="file", directions_file=str(path), layers=[0])\
+            .before_training(model, ctx)  # fmt: skip
+    with pytest.raises(ValueError, match="directions_file"):
+        _recipe("caft", direction="file")
+    with pytest.raises(ValueError, match="k applies"):
+        _recipe("caft", k=2)

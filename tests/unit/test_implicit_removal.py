@@ -31,6 +31,19 @@ def test_arm_of_names_removal_source_and_k():
     assert got["source"] == "naive-change" and got["weight"] is None
 
 
+def test_arm_of_reads_the_baselines_directions_from_their_cards():
+    caft = _card("caft", direction="file", directions_file="t/change.safetensors", k=8)
+    caft["before_training"] = {"directions": {"kind": "file", "file": "t/change.safetensors",
+                                              "k": 8}, "layers": [3]}  # fmt: skip
+    assert arm_of(caft) == {"removal": "caft", "source": "truth:change", "k": 8, "weight": None}
+    ablate = _card("ablate_inference", direction="unsupervised")
+    ablate["directions"] = {"kind": "unsupervised", "source_adapter": "x"}  # derived: top level
+    assert arm_of(ablate)["source"] == "unsupervised" and arm_of(ablate)["k"] == 1
+    kl = arm_of(_card("lora_kl", kl_weight=1.0, rank=8))
+    assert kl == {"removal": "lora_kl", "source": "none", "k": 0, "weight": 1.0}
+    assert arm_of(_card("lora_control", rank=8))["removal"] == "none"
+
+
 def test_overlap_is_one_for_the_same_span_and_zero_for_orthogonal():
     q = torch.linalg.qr(torch.randn(10, 4, generator=torch.Generator().manual_seed(0)))[0]
     rotated = q @ torch.linalg.qr(torch.randn(4, 4))[0]
