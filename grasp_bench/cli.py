@@ -594,14 +594,62 @@ def board_build(
 def validate(config: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -> None:
     """Check an experiment YAML and the recipes it names, without running anything."""
     from grasp_bench.config import load_experiment
-    from grasp_bench.pipeline import load_recipes
+    from grasp_bench.pipeline import check_published_refs, load_recipes
 
     try:
         exp = load_experiment(config)
         recipes = load_recipes(exp)
+        check_published_refs(exp)
     except ConfigError as exc:
         _fail(exc)
     typer.echo(f"{config}: ok ({', '.join(r.label for r in recipes)})")
+
+
+data_app = typer.Typer(help="Published data sets: fetch, pin and list.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("fetch")
+def data_fetch(
+    names: Annotated[
+        list[str], typer.Argument(help="Sets in the registry (`grasp-bench data list`).")
+    ],
+    from_file: Annotated[
+        Path | None,
+        typer.Option("--from", help="Register this local copy instead of downloading."),
+    ] = None,
+    expect_sha256: Annotated[
+        str | None,
+        typer.Option(help="The digest to accept instead of the registry's (an unchecked claim)."),
+    ] = None,
+) -> None:
+    """Download a published set at its pinned commit (or register a local copy) into the cache,
+    checked against its sha256 and row count; a second fetch is a no-op."""
+    from grasp_bench.data.published import PublishedDataError, fetch, lookup
+
+    if (from_file or expect_sha256) and len(names) > 1:
+        _fail(ValueError("--from and --expect-sha256 take one set name"))
+    for name in names:
+        try:
+            path, manifest, fetched = fetch(lookup(name), from_file, expect_sha256)
+        except PublishedDataError as exc:
+            _fail(exc)
+        verb = "fetched" if fetched else "already fetched"
+        typer.echo(
+            f"{name}: {verb} {path} ({manifest['rows']} rows, sha256 {manifest['sha256']});"
+            f" use it as published:{name}"
+        )
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """The registered published sets, their kind, and whether each is in the cache."""
+    from grasp_bench.data.published import MANIFEST, folder, registry
+
+    for name, entry in registry().items():
+        have = "fetched" if (folder(name) / MANIFEST).exists() else "not fetched"
+        how = "url" if entry.url else "--from (see registry: obtain)"
+        typer.echo(f"{name:24s} {entry.kind:9s} {have:11s} {how:30s} {entry.paper}")
 
 
 @app.command()

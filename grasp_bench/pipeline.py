@@ -121,16 +121,43 @@ def _training_order(recipes: list[Recipe]) -> list[Recipe]:
 
 def _own_data_files(exp: LoadedExperiment) -> dict[str, Path]:
     """The user's data files the experiment names (relative to it), checked to exist."""
+    from grasp_bench.data.published import PublishedDataError, is_ref, resolve_ref
+
     found = {}
     for key in ("train_file", "drift_questions"):
         value = getattr(exp.config.data, key)
-        if value:
-            path = Path(value) if Path(value).is_absolute() else exp.path.parent / value
-            if not path.is_file():
-                line = exp.lines.get(("data", key), 1)
-                raise ConfigError(f"{exp.path}:{line} data.{key}: no file at {path}")
-            found[key] = path
+        if not value:
+            continue
+        line = exp.lines.get(("data", key), 1)
+        if is_ref(value):  # a published set, fetched into the cache
+            try:
+                found[key] = resolve_ref(value, DATA_KINDS[key])
+            except PublishedDataError as exc:
+                raise ConfigError(f"{exp.path}:{line} data.{key}: {exc}") from None
+            continue
+        path = Path(value) if Path(value).is_absolute() else exp.path.parent / value
+        if not path.is_file():
+            raise ConfigError(f"{exp.path}:{line} data.{key}: no file at {path}")
+        found[key] = path
     return found
+
+
+DATA_KINDS = {"train_file": "train", "drift_questions": "questions"}
+
+
+def check_published_refs(exp: LoadedExperiment) -> None:
+    """Every ``published:NAME`` the experiment names is a registered set of the right kind
+    (offline: nothing is downloaded or read from the cache)."""
+    from grasp_bench.data.published import PublishedDataError, check_ref, is_ref
+
+    for key, kind in DATA_KINDS.items():
+        value = getattr(exp.config.data, key)
+        if is_ref(value):
+            try:
+                check_ref(value, kind)
+            except PublishedDataError as exc:
+                line = exp.lines.get(("data", key), 1)
+                raise ConfigError(f"{exp.path}:{line} data.{key}: {exc}") from None
 
 
 def _warn_samples(drift: list[dict[str, Any]], samples: int) -> None:
@@ -543,9 +570,8 @@ def snapshot_experiment(exp: LoadedExperiment, recipes: list[Recipe], run: RunDi
 
     cfg = exp.config.model_dump(mode="json")
     cfg["output_dir"] = str(Path(cfg["output_dir"]).resolve())
-    for key in ("train_file", "drift_questions"):
-        if cfg["data"].get(key):
-            cfg["data"][key] = str((exp.path.parent / cfg["data"][key]).resolve())
+    for key, path in _own_data_files(exp).items():
+        cfg["data"][key] = str(path.resolve())
     cfg["methods"] = []
     for r in recipes:
         recipe = {"method": r.method.name, "description": r.description, "config": r.config}

@@ -265,18 +265,35 @@ def _merged(base: BaseModel, *overrides: BaseModel | None) -> dict[str, Any]:
     return out
 
 
+def published_identity(value: str, kind: str) -> str:
+    """What a ``published:NAME`` reference contributes to a run's identity: the name and its
+    pinned URL (a commit), or for a set registered from a local copy its registry digest."""
+    from grasp_bench.data.published import check_ref
+
+    entry = check_ref(value, kind)  # type: ignore[arg-type]
+    return f"{value}@{entry.url or entry.sha256 or 'local copy'}"
+
+
 def _data_files(sweep: LoadedSweep, data: dict[str, Any], i: int) -> dict[str, str]:
     """Content hashes of the user's data files (relative to the sweep file), checked to exist."""
+    from grasp_bench.data.published import PublishedDataError, is_ref
+
     found = {}
     task = sweep.config.tasks[i]
-    for key in ("train_file", "drift_questions"):
+    for key, kind in (("train_file", "train"), ("drift_questions", "questions")):
         if data.get(key):
+            own = task.data is not None and key in task.data.model_fields_set
+            where = ("tasks", i, "data", key) if own else ("data", key)
+            if is_ref(data[key]):  # a published set: pinned by its URL's commit, so a sweep
+                try:  # plans offline; the run itself reads the fetched, digest-checked copy
+                    found[key] = published_identity(data[key], kind)
+                except PublishedDataError as exc:
+                    raise sweep.error(where, str(exc)) from None
+                continue
             path = (
                 Path(data[key]) if Path(data[key]).is_absolute() else sweep.path.parent / data[key]
             )
             if not path.is_file():
-                own = task.data is not None and key in task.data.model_fields_set
-                where = ("tasks", i, "data", key) if own else ("data", key)
                 raise sweep.error(where, f"no file at {path}")
             found[key] = file_hash(path)
     return found

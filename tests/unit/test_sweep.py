@@ -21,6 +21,7 @@ from grasp_bench.sweep import (
     load_sweep,
     plan_sweep,
     publish,
+    published_identity,
     run_fingerprint,
     run_identity,
     run_sweep,
@@ -445,7 +446,14 @@ def test_the_paper_sweep_runs_exactly_the_paper_experiments(no_model_lookup):
     for path in PAPER:
         exp = load_experiment(path)
         run = runs[(exp.config.task, exp.config.model)]
-        identity = run_identity(exp.config, {})
+        data = exp.config.data
+        files = {key: published_identity(getattr(data, key), kind)
+                 for key, kind in (("train_file", "train"), ("drift_questions", "questions"))
+                 if getattr(data, key)}  # fmt: skip
+        assert set(files) == (
+            set() if exp.config.task == "financial" else {"train_file", "drift_questions"}
+        )
+        identity = run_identity(exp.config, files)
         assert run_fingerprint(identity, exp.config, load_recipes(exp)) == run.fingerprint, path
 
 
