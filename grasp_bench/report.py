@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from grasp_bench.effect_gate import effect_gate
 from grasp_bench.judge.base import judge_name
 from grasp_bench.stats import mean_ci, paired_difference
 from grasp_bench.store import atomic_write_bytes, atomic_write_text
@@ -84,7 +85,15 @@ def build_table(
                 row[f"task_vs_{ref}"] = dt.mean
                 row[f"task_vs_{ref}_lo"], row[f"task_vs_{ref}_hi"] = dt.lo, dt.hi
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    frames = {
+        m: scores[scores.method == m].assign(seed=lambda f: f.target.map(meta["seed"]))
+        for m in ("base", reference)
+        if m in order
+    }
+    gate = effect_gate(frames.get("base"), frames.get(reference), spec.drift_metric)
+    out["gate_verdict"], out["gate_text"] = gate["verdict"], gate["text"]
+    return out
 
 
 def _judges(records: pd.DataFrame) -> str:
@@ -225,7 +234,10 @@ def write_report(
     atomic_write_text(paths["csv"], df.to_csv(index=False))
     payload = {"meta": meta, "rows": json.loads(df.to_json(orient="records"))}
     atomic_write_text(paths["json"], json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    md = f"# {title}\n\n" + display_table(df).to_markdown(index=False) + "\n\n"
+    md = f"# {title}\n\n"
+    if "gate_text" in df and len(df):
+        md += f"**{df.gate_text.iloc[0]}**\n\n"  # before anything is compared
+    md += display_table(df).to_markdown(index=False) + "\n\n"
     md += (
         "drift: the spurious factor on unrelated prompts; task: the trained skill on held-out "
         "task prompts (see README for each task's metrics). 95% CIs cluster by prompt "
@@ -251,4 +263,7 @@ def print_table(df: pd.DataFrame, title: str) -> None:
         table.add_column(str(col))
     for _, row in shown.iterrows():
         table.add_row(*[str(v) for v in row])
-    Console(width=160).print(table)
+    console = Console(width=160)
+    console.print(table)
+    if "gate_text" in df and len(df):
+        console.print(df.gate_text.iloc[0], highlight=False)

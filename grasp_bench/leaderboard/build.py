@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from grasp_bench.effect_gate import effect_gate
 from grasp_bench.judge.base import judge_name
 from grasp_bench.leaderboard.calibration import (
     NOT_CALIBRATED,
@@ -61,6 +62,7 @@ def _samples(sub: Path) -> pd.DataFrame:
             rows += [
                 {
                     "prompt_id": s.prompt_id,
+                    "seed": s.seed,
                     "split": s.split,
                     "metric": m,
                     "value": sc.value,
@@ -68,7 +70,7 @@ def _samples(sub: Path) -> pd.DataFrame:
                 }
                 for m, sc in s.scores.items()
             ]
-    return pd.DataFrame(rows, columns=["prompt_id", "split", "metric", "value", "judge"])
+    return pd.DataFrame(rows, columns=["prompt_id", "seed", "split", "metric", "value", "judge"])
 
 
 def _calibrations(
@@ -169,6 +171,14 @@ def collect(root: Path, calibrations: dict[str, CalibrationFile] | None = None) 
                 round(r.task_score / ref.task_score, 6) if ref.task_score else None
             )
     df["pareto"] = _pareto(df)
+    for (task, model), idx in df.groupby(["task", "model"]).groups.items():
+        gate = effect_gate(frames.get((task, model, "base")), frames.get((task, model, REFERENCE)),
+                           get_task(task).drift_metric)  # fmt: skip
+        for key, value in gate.items():
+            df.loc[idx, f"gate_{key}"] = value
+        if gate["verdict"] != "drifts":  # no effect to reduce: nothing is ranked or credited
+            df.loc[idx, "pareto"] = False
+            df.loc[idx, "drift_reduction"] = None
     # rows whose drift another judge measured are never ranked together: they sort apart
     return df.sort_values(
         ["task", "model", "drift_judge", "drift", "task_score", "method"],
@@ -356,6 +366,12 @@ def _write_plots(root: Path, task: str, part: pd.DataFrame) -> list[Link]:
     return plots
 
 
+def _gate_text(part: pd.DataFrame) -> str:
+    """The effect gate's verdict per model, the first thing a task section says."""
+    lines = part.drop_duplicates("model").sort_values("model")
+    return " ".join(f"{r.model}: {r.gate_text}" for r in lines.itertuples())
+
+
 def _csv(df: pd.DataFrame) -> str:
     return df.drop(columns=_INTERNAL).to_csv(index=False)
 
@@ -393,6 +409,7 @@ def _build_board(root: Path) -> dict[str, Path]:
             Section(
                 task=task,
                 description=spec.description,
+                gate=_gate_text(part),
                 columns=_columns(task),
                 rows=[_cells(r) for _, r in part.iterrows()],
                 filters={

@@ -434,3 +434,28 @@ def test_submit_writes_one_folder_per_task_method_and_model(tmp_path):
     ]
     results = validate_all(board)
     assert len(results) == 6 and all(not p for p in results.values()), results
+
+
+def test_the_effect_gate_comes_first_and_ranks_nothing_where_lora_does_not_drift(tmp_path):
+    """Toy: plain LoRA drifts (0.9 vs 0.0), so its section ranks methods. Insecure code: plain
+    LoRA drifts no more than the base model, so the section says so first, no row is on a
+    Pareto front and no method is credited with a drift reduction."""
+    for method, drift, task in (("base", 0.0, 0.1), ("lora", 0.9, 0.6), ("new", 0.3, 0.55)):
+        make_submission(tmp_path, method, drift, task, seeds=(0, 1))
+    for method, drift, task in (("base", 0.3, 0.1), ("lora", 0.3, 0.6), ("new", 0.05, 0.5)):
+        make_submission(tmp_path, method, drift, task, seeds=(0, 1), task_name="insecure_code")
+    df = collect(tmp_path)
+    toy, insecure = df[df.task == "toy"], df[df.task == "insecure_code"]
+    assert set(toy.gate_verdict) == {"drifts"} and toy.pareto.any()
+    assert toy[toy.method == "new"].drift_reduction.notna().all()
+    assert set(insecure.gate_verdict) == {"no drift"} and not insecure.pareto.any()
+    assert insecure.drift_reduction.isna().all()  # "new" is lower, but nothing to reduce
+    assert "2 seeds x 20 prompts" in insecure.gate_text.iloc[0]
+    build_board(tmp_path)
+    md = (tmp_path / "README.md").read_text()
+    section = _section(md, "insecure_code")
+    first = section.split("\n\n")[1]  # right after the task description
+    assert first.startswith("**") and "no drift on this model" in first
+    assert "methods are not ranked" in first
+    assert "methods are ranked" in _section(md, "toy")
+    assert "no drift on this model" in (tmp_path / "index.html").read_text()
