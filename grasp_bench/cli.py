@@ -728,6 +728,61 @@ def demo(
     run(config)
 
 
+def _print_cost_plan(
+    runs: list, gpu_hour_usd: float, mfu: float, tokens_per_example: int, judge_price: str | None
+) -> None:
+    """The plan as a table (estimates; the assumptions are printed under it)."""
+    from rich.table import Table
+
+    from grasp_bench.costplan import Assumptions, plan_sweep_cost
+
+    price = None
+    if judge_price:
+        try:
+            inp, out = (float(x) for x in judge_price.split(","))
+        except ValueError:
+            _fail(ConfigError(f"--judge-price {judge_price}: expected IN,OUT, e.g. 2.5,10"))
+        price = (inp, out)
+    a = Assumptions(mfu=mfu, gpu_hour_usd=gpu_hour_usd, tokens_per_example=tokens_per_example,
+                    judge_price=price)  # fmt: skip
+    rows = plan_sweep_cost(runs, a)
+
+    def cell(v, fmt: str) -> str:
+        if v is None:
+            return "?"
+        if v == "":
+            return ""
+        if fmt in ("B", "M"):  # billions of parameters, millions of tokens
+            return f"{v / (1e9 if fmt == 'B' else 1e6):.1f}{fmt}"
+        return format(v, fmt)
+
+    table = Table(title="What the sweep will cost (estimate, nothing started)")
+    cols = [("run", "s"), ("params", "B"), ("trained arms", "d"), ("train tokens", "M"),
+            ("train gpu h", ".1f"), ("generated tokens", "M"), ("generate gpu h", ".1f"),
+            ("judge calls", ",.0f"), ("judge usd", ",.0f"), ("peak gb", ".0f")]  # fmt: skip
+    for name, _ in cols:
+        table.add_column(name)
+    for r in rows:
+        table.add_row(*[cell(r.get(name), fmt) for name, fmt in cols])
+    from rich.console import Console
+
+    wide = Console(width=max(console.width, 150))
+    wide.print(table)
+    total = rows[-1]
+    console.print(
+        f"total: {cell(total['train gpu h'], '.1f')} GPU-h training +"
+        f" {cell(total['generate gpu h'], '.1f')} GPU-h generation ="
+        f" ${cell(total['gpu usd'], ',.0f')} at ${gpu_hour_usd}/GPU-h; judge"
+        f" ${cell(total['judge usd'], ',.0f')}; peak memory {cell(total['peak gb'], '.0f')} GB"
+        " per GPU (a model needing more than one card's memory needs a bigger card, fewer"
+        " tokens per batch or load_in_4bit)",
+        highlight=False,
+    )
+    console.print(f"assumptions: {a.describe()} (see grasp_bench/costplan.py)", highlight=False)
+    if any(r["params"] is None for r in rows[:-1]):
+        console.print("?: a model whose shape is neither known nor in a local config.json")
+
+
 @app.command()
 def sweep(
     config: Annotated[Path, typer.Argument(help="Sweep YAML: tasks x models x methods x seeds.")],
@@ -743,6 +798,19 @@ def sweep(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List the runs and which are done; run nothing.")
     ] = False,
+    plan: Annotated[
+        bool,
+        typer.Option("--plan", help="Print what the sweep will cost (an estimate); run nothing."),
+    ] = False,
+    gpu_hour_usd: Annotated[float, typer.Option(help="--plan: price of a GPU-hour.")] = 3.0,
+    mfu: Annotated[float, typer.Option(help="--plan: share of the GPU's bf16 peak.")] = 0.35,
+    tokens_per_example: Annotated[
+        int, typer.Option(help="--plan: mean training sequence length in tokens.")
+    ] = 300,
+    judge_price: Annotated[
+        str | None,
+        typer.Option(help="--plan: judge price per million tokens as IN,OUT (USD)."),
+    ] = None,
 ) -> None:
     """Run a sweep: one experiment per (task, model) with every method and seed, skipping runs
     already done, indexed in <output_dir>/<sweep>/sweep.json, then submitted to a board."""
@@ -761,6 +829,9 @@ def sweep(
         for r in runs:
             state = "done" if r.is_done() else "to run"
             typer.echo(f"{state:7s} {r.id}  {r.run}")
+        return
+    if plan:
+        _print_cost_plan(runs, gpu_hour_usd, mfu, tokens_per_example, judge_price)
         return
     try:
         index = run_sweep(loaded, runs, executor, address)
