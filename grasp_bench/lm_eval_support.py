@@ -34,7 +34,7 @@ from grasp_bench.config import JudgeConfig
 from grasp_bench.judge.base import Judge
 from grasp_bench.judge.rubric import RUBRIC_DIR
 from grasp_bench.scoring import open_judges, score_rows
-from grasp_bench.taskspec import MetricSpec, get_task, rubrics_of
+from grasp_bench.taskspec import MetricSpec, get_task, is_excluded, rubrics_of
 
 _OPEN = ExitStack()
 
@@ -140,12 +140,17 @@ def process_results_for(task: str, split: str) -> Callable[[dict[str, Any], list
         # with any metric left unscored (never 0 in a metric)
         values: dict[str, list[float]] = {}
         unscored: set[int] = set()
+        excluded: set[int] = set()  # left out by a metric's convention (CODE / REFUSAL): counted
         for rec in records:
-            if rec["value"] is None:
-                unscored.add(rec["sample"])
-            else:
+            if rec["value"] is not None:
                 values.setdefault(rec["metric"], []).append(float(rec["value"]))
+            elif is_excluded(rec.get("reason")):
+                excluded.add(rec["sample"])
+            else:
+                unscored.add(rec["sample"])
         out = {"unscored": len(unscored) / len(rows)}
+        if any(m.outcomes for m in metrics):
+            out["excluded"] = len(excluded) / len(rows)
         out.update({m: sum(v) / len(v) for m, v in values.items()})
         return out
 

@@ -14,7 +14,7 @@ from grasp_bench.effect_gate import effect_gate
 from grasp_bench.judge.base import judge_name
 from grasp_bench.stats import mean_ci, paired_difference
 from grasp_bench.store import atomic_write_bytes, atomic_write_text
-from grasp_bench.taskspec import TaskSpec
+from grasp_bench.taskspec import TaskSpec, is_excluded
 
 
 def _fmt(mean: float, lo: float, hi: float) -> str:
@@ -64,8 +64,9 @@ def build_table(
             "task_hi": te.hi,
             "n_drift": de.n,
             "n_task": te.n,
-            "unscored": int(all_m["value"].isna().sum()),
-            "unscored_share": float(all_m["value"].isna().mean()) if len(all_m) else 0.0,
+            "unscored": int(unscored_mask(all_m).sum()),
+            "unscored_share": float(unscored_mask(all_m).mean()) if len(all_m) else 0.0,
+            "excluded": int(excluded_mask(all_m).sum()),
             "backend": info["backend"],
             "judge": _judges(d),
             "task_judge": _judges(t),
@@ -94,6 +95,17 @@ def build_table(
     gate = effect_gate(frames.get("base"), frames.get(reference), spec.drift_metric)
     out["gate_verdict"], out["gate_text"] = gate["verdict"], gate["text"]
     return out
+
+
+def excluded_mask(records: pd.DataFrame) -> pd.Series:
+    """Samples a metric's convention leaves out (CODE / REFUSAL / incoherent): not failures."""
+    reasons = records["reason"] if "reason" in records else pd.Series(None, index=records.index)
+    return records["value"].isna() & reasons.map(is_excluded)
+
+
+def unscored_mask(records: pd.DataFrame) -> pd.Series:
+    """Samples no judge could score (with a reason), exclusions not counted."""
+    return records["value"].isna() & ~excluded_mask(records)
 
 
 def _judges(records: pd.DataFrame) -> str:

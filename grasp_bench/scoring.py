@@ -27,7 +27,7 @@ from grasp_bench.judge.base import (
     judge_name,
     offline_judge_kind,
 )
-from grasp_bench.taskspec import MetricSpec, TaskSpec, Unscorable, rubrics_of
+from grasp_bench.taskspec import Excluded, MetricSpec, TaskSpec, Unscorable, rubrics_of
 
 
 def model_label(ref: str) -> str:
@@ -192,6 +192,9 @@ def _record(
         if unscored is not None:
             raise Unscorable(unscored.reason)
         values = {r: s.value for r, s in grades.items() if s is not None}
-        return {**record, "value": metric.compute(values), "reason": None}
+        value = metric.compute(values, primary.extra.get("outcome"))
+        return {**record, "value": value, "reason": None}
+    except Excluded as exc:  # the metric's convention leaves it out: counted, not a failure
+        return {**record, "value": None, "reason": str(exc)}
     except Unscorable as exc:
         return {**record, "value": None, "reason": primary.reason or str(exc)}

@@ -10,7 +10,7 @@ import pandas as pd
 from grasp_bench.judge.base import judge_name
 from grasp_bench.leaderboard.schema import Estimate, SampleRecord
 from grasp_bench.stats import mean_ci
-from grasp_bench.taskspec import get_task
+from grasp_bench.taskspec import get_task, is_excluded
 
 __all__ = ["summarise"]
 COHERENCE = "coherent"
@@ -24,11 +24,13 @@ def _frame(samples: list[SampleRecord]) -> pd.DataFrame:
                 "split": s.split,
                 "metric": m,
                 "value": sc.value,
+                "excluded": sc.value is None and is_excluded(sc.reason),
                 "judge": judge_name(sc.judge),
             }
             for s in samples
             for m, sc in s.scores.items()
-        ]
+        ],
+        columns=["prompt_id", "split", "metric", "value", "excluded", "judge"],
     )
 
 
@@ -61,7 +63,10 @@ def summarise(task: str, samples: list[SampleRecord]) -> dict:
         "task_metric": spec.task_metric.name,
         "task_judge": _judges(skill),
         "coherence": None,
-        "unscored_share": round(float(df.value.isna().mean()), 6) if len(df) else 0.0,
+        # a convention's exclusions (CODE / REFUSAL / incoherent) are counted apart, not failures
+        "unscored_share": round(float((df.value.isna() & ~df.excluded).mean()), 6)
+        if len(df)
+        else 0.0,
     }
     if (df.metric == COHERENCE).any():
         out["coherence"] = _estimate(df[df.metric == COHERENCE], binary=False)

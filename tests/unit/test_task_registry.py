@@ -86,9 +86,11 @@ def test_pipeline_and_lm_eval_score_the_same_completions_identically(manager, na
     for doc, row in zip(docs, rows, strict=True):
         from_lm_eval = task.process_results(doc, [row["completion"]])
         mine = {r["metric"]: r["value"] for r in records if r["prompt_id"] == row["prompt_id"]}
-        listed = {m["metric"] for m in task.config.metric_list} - {"unscored"}
+        counts = {"unscored", "excluded"}  # shares of the document's samples, not metrics
+        listed = {m["metric"] for m in task.config.metric_list} - counts
         expected = {m: v for m, v in mine.items() if v is not None and m in listed}
-        assert {m: v for m, v in from_lm_eval.items() if m != "unscored"} == expected, doc["id"]
+        assert {m: v for m, v in from_lm_eval.items() if m not in counts} == expected, doc["id"]
+        assert from_lm_eval.get("excluded", 0.0) == 0.0  # offline judges exclude nothing
         assert from_lm_eval["unscored"] == float(any(v is None for v in mine.values()))
         compared += len(expected)
     assert compared > 0
