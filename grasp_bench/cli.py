@@ -653,12 +653,43 @@ def data_list() -> None:
 
 
 @app.command()
-def tasks() -> None:
+def tasks(
+    stats: Annotated[
+        bool,
+        typer.Option(
+            "--stats", help="Per generated task: distinct targets, templates, near duplicates."
+        ),
+    ] = False,
+    n_train: Annotated[int, typer.Option(help="--stats: rows drawn from each generator.")] = 6000,
+) -> None:
     """List the registered tasks with their drift and task metrics, and where the lm-eval task
     folders are (for ``lm_eval --include_path``)."""
     from grasp_bench.data.tasks import tasks_dir
     from grasp_bench.taskspec import get_task, registered_tasks
 
+    if stats:
+        from grasp_bench.data.diversity import build_largest, data_stats
+
+        typer.echo(f"generated training data at n_train={n_train} (seed 0): smoke-test data,"
+                   " not the published sets (grasp-bench data list)")  # fmt: skip
+        for name in registered_tasks():
+            if get_task(name).evaluate is not None:
+                continue  # teacher-forced tasks train on stored distributions, not chat targets
+            try:
+                data, _ = build_largest(name, n_train)
+            except (ValueError, FileNotFoundError) as exc:
+                typer.echo(f"{name:15s} (not built here: {exc})")
+                continue
+            st = data_stats(data.train, data.eval_prompts)
+            typer.echo(
+                f"{name:15s} rows {st['rows']:5d}  distinct targets {st['distinct targets']:5d}"
+                f"  repeated rows {st['repeated rows']:6.1%}"
+                f"  templates {st['distinct templates']:5d}"
+                f"  near-duplicates {st['near-duplicate rate']:6.1%}"
+                f"  distinct prompts {st['distinct prompts']:5d}"
+                f"  eval/train overlap {st['eval/train overlap']:6.1%}"
+            )
+        return
     for name in registered_tasks():
         spec = get_task(name)
         typer.echo(
