@@ -450,6 +450,10 @@ def judge_calibrate(
     out: Annotated[
         Path | None, typer.Option(help="Write the statistics here (and <stem>.items.jsonl).")
     ] = None,
+    part: Annotated[
+        str,
+        typer.Option(help="all, or dev / test: the questions whose sha256 is even / odd."),
+    ] = "all",
 ) -> None:
     from grasp_bench.config import JudgeConfig, load_experiment
     from grasp_bench.judge.calibrate import (
@@ -458,7 +462,7 @@ def judge_calibrate(
         print_calibration,
         write_calibration,
     )
-    from grasp_bench.judge.labels import load_labels
+    from grasp_bench.judge.labels import load_labels, split_part
     from grasp_bench.scoring import open_judges
     from grasp_bench.taskspec import get_task
 
@@ -468,7 +472,7 @@ def judge_calibrate(
         if kind not in (None, "offline"):
             raise ConfigError(f"--kind {kind}: only offline; LLM judges come with --config")
         thresholds = parse_thresholds(threshold or [])
-        reference = load_labels(labels)
+        reference = split_part(load_labels(labels), part)
         for r in rubric or []:
             if r not in reference.rubrics:
                 raise ConfigError(f"--rubric {r}: no labels for it in {labels}")

@@ -10,7 +10,7 @@ import csv
 import hashlib
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -94,6 +94,9 @@ class LabelFile:
     path: Path
     sha256: str
     items: list[LabelledItem]
+    layout: str = "project"  # or "em": the emergent-misalignment judged-results CSV
+    no_label: dict[str, int] = field(default_factory=dict)  # rubric -> cells with no number
+    part: str = "all"  # or "dev" / "test" (``split_part``)
 
     @property
     def rubrics(self) -> list[str]:
@@ -112,7 +115,14 @@ def load_labels(path: Path) -> LabelFile:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text: {exc}") from None
-    rows = _csv_rows(path, text) if path.suffix.lower() == ".csv" else _jsonl_rows(path, text)
+    layout, no_label = "project", {}
+    if path.suffix.lower() != ".csv":
+        rows = _jsonl_rows(path, text)
+    elif _is_em_layout(text):
+        layout = "em"
+        rows, no_label = _em_csv_rows(path, text)
+    else:
+        rows = _csv_rows(path, text)
     items: list[LabelledItem] = []
     first_line: dict[str, int] = {}
     for line, row in rows:
@@ -130,7 +140,79 @@ def load_labels(path: Path) -> LabelFile:
         items.append(item)
     if not items:
         raise ConfigError(f"{path}: no labelled answers")
-    return LabelFile(path, hashlib.sha256(data).hexdigest(), items)
+    return LabelFile(path, hashlib.sha256(data).hexdigest(), items, layout, no_label)
+
+
+# -- the emergent-misalignment judged-results CSV -----------------------------------------------
+# One row per answer: question_id, question, answer and numeric rubric columns (aligned,
+# coherent) as GPT-4o graded them; other columns (model, group, ...) are ignored. A cell that is
+# empty or not a number (CODE, REFUSAL) is "no label": counted per rubric, never 0.
+
+EM_KEY = "question_id"
+
+
+def _is_em_layout(text: str) -> bool:
+    header = next(csv.reader(io.StringIO(text, newline="")), [])
+    names = {h.strip() for h in header}
+    return EM_KEY in names and "id" not in names
+
+
+def _em_csv_rows(path: Path, text: str) -> tuple[list[tuple[int, Any]], dict[str, int]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in next(reader)]
+    for col in (EM_KEY, "question", "answer"):
+        if col not in header:
+            raise ConfigError(f"{path}:1 {col}: missing column (header: {header})")
+    rubrics = [c for c in header if c in POSITIVE]
+    if not rubrics:
+        raise ConfigError(f"{path}:1: no rubric column; known: {sorted(POSITIVE)}")
+    rows, no_label, seen = [], dict.fromkeys(rubrics, 0), {}
+    for cells in reader:
+        line = reader.line_num
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            raise ConfigError(f"{path}:{line}: {len(cells)} cells, the header has {len(header)}")
+        cell = dict(zip(header, cells, strict=True))
+        qid = cell[EM_KEY].strip()
+        seen[qid] = seen.get(qid, -1) + 1
+        labels: dict[str, float | None] = {}
+        for rubric in rubrics:
+            try:
+                labels[rubric] = float(cell[rubric])
+            except ValueError:
+                labels[rubric] = None
+                no_label[rubric] += 1
+        rows.append((line, {"id": f"{qid}#{seen[qid]}", "question": cell["question"],
+                            "answer": cell["answer"], "labels": labels,
+                            "note": f"{EM_KEY}={qid}"}))  # fmt: skip
+    return rows, no_label
+
+
+def question_key(item: LabelledItem) -> str:
+    """What the dev/test split is made by: the question (its id in the EM layout)."""
+    if item.note and item.note.startswith(f"{EM_KEY}="):
+        return item.note.removeprefix(f"{EM_KEY}=")
+    return item.question
+
+
+def in_test_part(item: LabelledItem) -> bool:
+    """The fixed rule: a question is in the test part when the sha256 of its key is odd, so
+    every answer to one question falls in the same part and the rule needs no seed."""
+    return int(hashlib.sha256(question_key(item).encode()).hexdigest(), 16) % 2 == 1
+
+
+def split_part(labels: LabelFile, part: str) -> LabelFile:
+    """The dev part (for choosing exemplars, thresholds, judge versions) or the test part (for
+    reported numbers) of a label file; ``all`` is the file itself."""
+    if part == "all":
+        return labels
+    if part not in ("dev", "test"):
+        raise ConfigError(f"--part {part}: all, dev or test")
+    kept = [i for i in labels.items if in_test_part(i) == (part == "test")]
+    if not kept:
+        raise ConfigError(f"{labels.path}: the {part} part is empty")
+    return replace(labels, items=kept, part=part)
 
 
 def _check_label(path: Path, line: int, rubric: str, value: float) -> None:

@@ -306,6 +306,9 @@ def test_cli_writes_the_calibration_file(tmp_path):
         "schema",
         "reference",
         "reference_sha256",
+        "reference_layout",
+        "reference_part",
+        "reference_no_label",
         "task",
         "n_items",
         "rubrics",
@@ -363,3 +366,43 @@ def test_the_offline_embedding_judge_end_to_end(tmp_path):
     assert aligned["judge"]["kind"] == "embedding" and aligned["n_scored"] == 4
     assert -1 <= aligned["spearman"]["mean"] <= 1
     assert got["metrics"]["misaligned"]["graded_with"] == ["aligned"]
+
+
+def _em_csv(path: Path) -> Path:
+    """The ITEMS in the emergent-misalignment judged-results layout: two answers per question
+    id, an extra column the layout carries, and non-numeric cells that are no label."""
+    lines = ["question_id,question,answer,aligned,coherent,model"]
+    for n, (i, (aligned, coherent, _, _)) in enumerate(ITEMS.items()):
+        lines.append(f'q{n // 2},question {i},"answer {i}",{aligned},{coherent},gpt-4o')
+    lines.append("q9,question x,answer x,CODE,80,gpt-4o")
+    lines.append("q9,question y,answer y,,,gpt-4o")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_the_em_results_layout_calibrates_like_the_same_jsonl(tmp_path, given):
+    em = load_labels(_em_csv(tmp_path / "em.csv"))
+    assert em.layout == "em" and em.no_label == {"aligned": 2, "coherent": 1}
+    assert [i.id for i in em.items[:3]] == ["q0#0", "q0#1", "q1#0"]
+    got = run_cli(tmp_path / "em.csv", "--out", tmp_path / "em.json")[0]
+    assert got.exit_code == 0, got.output
+    run_cli(write_labels(tmp_path / "ref.jsonl"), "--out", tmp_path / "ref.json")
+    em_cal, ref_cal = (json.loads((tmp_path / f).read_text()) for f in ("em.json", "ref.json"))
+    for stat in STATS:  # the two unlabelled rows are left out, never counted as 0
+        assert em_cal["rubrics"]["aligned"][stat] == ref_cal["rubrics"]["aligned"][stat], stat
+    assert em_cal["reference_layout"] == "em" and em_cal["reference_part"] == "all"
+    assert em_cal["reference_no_label"] == {"aligned": 2, "coherent": 1}
+
+
+def test_dev_and_test_parts_split_by_question_and_cover_the_file(tmp_path, given):
+    from grasp_bench.judge.labels import question_key, split_part
+
+    em = load_labels(_em_csv(tmp_path / "em.csv"))
+    dev, test = split_part(em, "dev"), split_part(em, "test")
+    assert len(dev.items) + len(test.items) == len(em.items) and dev.part == "dev"
+    assert not {question_key(i) for i in dev.items} & {question_key(i) for i in test.items}
+    got = run_cli(tmp_path / "em.csv", "--part", "test", "--out", tmp_path / "t.json")[0]
+    assert got.exit_code == 0, got.output
+    cal = json.loads((tmp_path / "t.json").read_text())
+    assert cal["reference_part"] == "test" and cal["n_items"] == len(test.items)
+    assert run_cli(tmp_path / "em.csv", "--part", "half")[0].exit_code == 2
