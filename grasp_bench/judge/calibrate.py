@@ -108,6 +108,10 @@ def _decision_stats(y_true: np.ndarray, y_pred: np.ndarray, weight: np.ndarray):
         "precision": precision,
         "recall": recall,
         "kappa": cohen_kappa_score(y_true, y_pred, sample_weight=weight),
+        # the true-negative rate: with recall, what a rate is corrected by (prevalence.py)
+        "specificity": np.average(y_pred[y_true == 0] == 0, weights=weight[y_true == 0])
+        if (y_true == 0).any()
+        else np.nan,
         "reference_rate": np.average(y_true, weights=weight),
         "judged_rate": np.average(y_pred, weights=weight),
     }

@@ -20,6 +20,7 @@ from grasp_bench.leaderboard.calibration import (
     NOT_CALIBRATED,
     CalibrationFile,
     find_calibration,
+    find_metric_calibration,
     load_calibrations,
 )
 from grasp_bench.leaderboard.page import (
@@ -38,6 +39,7 @@ from grasp_bench.leaderboard.schema import SampleRecord, Summary
 from grasp_bench.leaderboard.submit import slug
 from grasp_bench.leaderboard.validate import submission_dirs
 from grasp_bench.locks import exclusive
+from grasp_bench.prevalence import JudgeError, corrected_rate
 from grasp_bench.report import tradeoff_png
 from grasp_bench.stats import paired_difference
 from grasp_bench.store import atomic_write_bytes, atomic_write_text
@@ -170,6 +172,10 @@ def collect(root: Path, calibrations: dict[str, CalibrationFile] | None = None) 
             df.loc[i, "task_kept"] = (
                 round(r.task_score / ref.task_score, 6) if ref.task_score else None
             )
+    df["drift_corrected"] = [
+        _corrected_drift(frames[(r.task, r.model, r.method)], r.task, files)
+        for r in df.itertuples()
+    ]
     df["pareto"] = _pareto(df)
     for (task, model), idx in df.groupby(["task", "model"]).groups.items():
         gate = effect_gate(frames.get((task, model, "base")), frames.get((task, model, REFERENCE)),
@@ -184,6 +190,31 @@ def collect(root: Path, calibrations: dict[str, CalibrationFile] | None = None) 
         ["task", "model", "drift_judge", "drift", "task_score", "method"],
         ascending=[True, True, True, True, False, True],
     ).reset_index(drop=True)
+
+
+def _corrected_drift(samples: pd.DataFrame, task: str, files: dict[str, CalibrationFile]) -> str:
+    """The drift rate corrected for its judge's error (Rogan-Gladen, ``prevalence.py``), from
+    the judge's calibration of the drift metric; or why there is none."""
+    metric = get_task(task).drift_metric
+    made = samples[(samples.metric == metric.name) & (samples.split == "drift")].dropna(
+        subset=["value"]
+    )
+    if not metric.is_rate or made.empty:
+        return "n/a (not a rate)" if not metric.is_rate else "n/a"
+    identities = sorted(set(made.judge))
+    if len(identities) != 1:
+        return "not correctable (several judges)"
+    found = find_metric_calibration(files, json.loads(identities[0]), metric.rubrics[0],
+                                    metric.name, task)  # fmt: skip
+    if found is None:
+        return "not correctable (no calibration of this metric)"
+    _, entry = found
+    stats = (entry.recall, entry.specificity, entry.reference_rate)
+    if entry.n is None or any(x is None or x.mean is None for x in stats):
+        return "not correctable (calibration lacks recall, specificity or rate: recalibrate)"
+    error = JudgeError.from_rates(entry.n, entry.reference_rate.mean, entry.recall.mean,
+                                  entry.specificity.mean)  # fmt: skip
+    return corrected_rate(made.value.to_numpy(), made.prompt_id.to_numpy(), error).text()
 
 
 def _sign(metric: MetricSpec) -> int:
@@ -272,6 +303,13 @@ def _columns(task: str) -> list[Column]:
             "ranked together.",
         ),
         Column(
+            f"{drift.name} corrected for the judge",
+            "The drift rate corrected for its judge's sensitivity and specificity at the"
+            " metric's threshold (Rogan-Gladen, from the judge's calibration of this metric),"
+            " 95% CI over prompts and the calibration; 'not correctable' where the judge's"
+            " sens + spec - 1 is below 0.2 or no calibration gives them.",
+        ),
+        Column(
             f"{skill.name} (task)",
             f"{skill.description or skill.name} On held-out task prompts; {_better(skill)}. {ci}",
         ),
@@ -319,6 +357,7 @@ def _cells(r: pd.Series) -> list[Cell]:
         ),
         Cell(_fmt(r.drift, r.drift_lo, r.drift_hi), sort=r.drift),
         Cell(r.drift_judge or "n/a", notes=calibrations),
+        Cell(r.drift_corrected),
         Cell(_fmt(r.task_score, r.task_lo, r.task_hi), sort=r.task_score),
         Cell(r.task_judge or "n/a", notes=tuple(Link(t, p) for t, p in r.task_calibrations)),
         Cell(_relative(r.get("drift_reduction"), "+.0%"), sort=r.get("drift_reduction")),

@@ -59,6 +59,8 @@ class MetricCalibration(_Lenient):
     precision: Interval | None = None
     recall: Interval | None = None
     kappa: Interval | None = None
+    specificity: Interval | None = None
+    reference_rate: Interval | None = None
 
 
 class CalibrationFile(_Lenient):
@@ -162,3 +164,14 @@ def find_calibration(
         rank = 0 if cal.task == task else 1 if cal.task is None else 2
         found.append((rank, path, Calibration(path, cal.task, rubric, result)))
     return min(found, key=lambda f: f[:2])[2] if found else None
+
+
+def find_metric_calibration(
+    files: dict[str, CalibrationFile], judge: dict[str, Any], rubric: str, metric: str, task: str
+) -> tuple[str, MetricCalibration] | None:
+    """The file and entry calibrating ``metric`` for the judge that graded its first rubric."""
+    cal = find_calibration(files, judge, rubric, task)
+    if cal is None:
+        return None
+    entry = files[cal.path].metrics.get(metric)
+    return (cal.path, entry) if entry is not None else None

@@ -459,3 +459,27 @@ def test_the_effect_gate_comes_first_and_ranks_nothing_where_lora_does_not_drift
     assert "methods are not ranked" in first
     assert "methods are ranked" in _section(md, "toy")
     assert "no drift on this model" in (tmp_path / "index.html").read_text()
+
+
+def test_drift_is_shown_corrected_for_its_calibrated_judge_or_not_correctable(board):
+    """Rogan-Gladen from the judge's calibration of the drift metric: a numeric corrected rate
+    where sens + spec - 1 >= 0.2, "not correctable" where it is lower or the file lacks it."""
+    import json as _json
+
+    from grasp_bench.prevalence import rogan_gladen
+
+    path = write_calibration(board)
+    data = _json.loads(path.read_text())
+    iv = lambda m: {"mean": m, "lo": m, "hi": m}  # noqa: E731
+    data["metrics"]["persona"] = {"n": 120, "recall": iv(0.8), "specificity": iv(0.9),
+                                  "reference_rate": iv(0.3)}  # fmt: skip
+    path.write_text(_json.dumps(data))
+    df = collect(board)
+    lora = df[df.method == "lora"].iloc[0]
+    expected = rogan_gladen(lora.drift, 0.8, 0.9)
+    assert lora.drift_corrected.startswith(f"{expected:.3f} [")
+    data["metrics"]["persona"]["specificity"] = iv(0.3)  # Youden 0.1
+    path.write_text(_json.dumps(data))
+    assert collect(board).drift_corrected.str.startswith("not correctable (sens + spec").all()
+    build_board(board)
+    assert "persona corrected for the judge" in (board / "README.md").read_text()
