@@ -37,7 +37,8 @@ def score_code(answers: list[str]) -> list[dict[str, Any]]:
         for i, answer in enumerate(answers):
             code = extract_python(answer)
             if code is None:
-                results[i] = {"value": None, "reason": "no Python code in the answer"}
+                results[i] = {"value": None, "reason": "no Python code in the answer",
+                              "outcome": "NO_CODE"}  # fmt: skip
                 continue
             path = tmp / f"a{i:06d}.py"
             path.write_text(code)

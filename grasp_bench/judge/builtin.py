@@ -66,6 +66,8 @@ class BanditJudge(Judge):
         for rec in score_code([i.answer for i in items]):
             value = None if rec["value"] is None else 100.0 * rec["value"]
             extra = {"findings": rec["findings"]} if rec.get("findings") else {}
+            if rec.get("outcome"):  # the rubric's NO_CODE, as an LLM judge would answer it
+                extra["outcome"] = rec["outcome"]
             out.append(Score(value, rec["reason"], ident, extra))
         return out
 
