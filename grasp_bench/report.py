@@ -12,7 +12,7 @@ import pandas as pd
 
 from grasp_bench.effect_gate import effect_gate
 from grasp_bench.judge.base import judge_name
-from grasp_bench.stats import mean_ci, paired_difference
+from grasp_bench.stats import mean_ci, min_detectable_difference, paired_difference
 from grasp_bench.store import atomic_write_bytes, atomic_write_text
 from grasp_bench.taskspec import TaskSpec, is_excluded
 
@@ -83,6 +83,8 @@ def build_table(
                 dt = paired_difference(t, r_t, value="value")
                 row[f"drift_vs_{ref}"] = dd.mean
                 row[f"drift_vs_{ref}_lo"], row[f"drift_vs_{ref}_hi"] = dd.lo, dd.hi
+                # the smallest true difference this comparison detects (80% power, 5% level)
+                row[f"drift_mdd_vs_{ref}"] = min_detectable_difference((dd.hi - dd.lo) / 2)
                 row[f"task_vs_{ref}"] = dt.mean
                 row[f"task_vs_{ref}_lo"], row[f"task_vs_{ref}_hi"] = dt.lo, dt.hi
         rows.append(row)
@@ -250,6 +252,13 @@ def write_report(
     if "gate_text" in df and len(df):
         md += f"**{df.gate_text.iloc[0]}**\n\n"  # before anything is compared
     md += display_table(df).to_markdown(index=False) + "\n\n"
+    if "drift_mdd_vs_lora" in df and df.drift_mdd_vs_lora.notna().any():
+        mdd = df.drift_mdd_vs_lora.dropna()
+        md += (
+            f"Minimum detectable drift difference against lora at these sample sizes (80% power,"
+            f" 5% level): {mdd.min():.3f} to {mdd.max():.3f}; a smaller true difference would"
+            " usually be missed.\n\n"
+        )
     md += (
         "drift: the spurious factor on unrelated prompts; task: the trained skill on held-out "
         "task prompts (see README for each task's metrics). 95% CIs cluster by prompt "
