@@ -505,6 +505,54 @@ def judge_calibrate(
         typer.echo(f"calibration: {out} (items: {items})")
 
 
+@judge_app.command("lm-eval")
+def judge_lm_eval(
+    samples: Annotated[Path, typer.Argument(help="lm-eval's samples_<task>_<time>.jsonl.")],
+    config: Annotated[
+        Path | None, typer.Option(help="Experiment YAML whose judge section to use.")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option(help="The lm-eval task (default: from the name).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for results.json and records.")] = None,
+) -> None:
+    """Score lm-eval's logged samples (``--predict_only --log_samples``) in one batch through
+    the project's scoring path and judge cache; writes lm-eval-shaped results and records."""
+    from grasp_bench.config import JudgeConfig, load_experiment
+    from grasp_bench.judge.lm_eval_samples import (
+        aggregate,
+        lm_eval_task_of,
+        registered_split,
+        sample_rows,
+    )
+    from grasp_bench.lm_eval_support import metrics_of
+    from grasp_bench.scoring import open_judges, score_rows
+    from grasp_bench.store import atomic_write_json, atomic_write_jsonl
+    from grasp_bench.taskspec import rubrics_of
+
+    try:
+        lm_task = lm_eval_task_of(samples, task)
+        name, split = registered_split(lm_task)
+        rows = sample_rows(samples, split)
+        judge_cfg, cache = JudgeConfig(), None
+        if config:
+            exp = load_experiment(config).config
+            judge_cfg = exp.judge
+            cache = Path(exp.judge.cache or Path(exp.output_dir) / "judge.sqlite")
+        metrics = metrics_of(name, split)
+        with open_judges(judge_cfg, rubrics_of(metrics), cache, progress=True) as judges:
+            records = score_rows(rows, metrics, judges)
+    except ConfigError as exc:
+        _fail(exc)
+    results = {lm_task: aggregate(records)}
+    folder = out or samples.parent
+    atomic_write_json(folder / f"{samples.stem}.judged.json", {"results": results})
+    atomic_write_jsonl(folder / f"{samples.stem}.records.jsonl", records)
+    for metric, value in results[lm_task].items():
+        typer.echo(f"{lm_task} {metric}: {value:.4f}")
+    typer.echo(f"results: {folder / f'{samples.stem}.judged.json'}")
+
+
 board_app = typer.Typer(help="The public trade-off leaderboard.", no_args_is_help=True)
 app.add_typer(board_app, name="leaderboard")
 
