@@ -194,11 +194,12 @@ def tradeoff_figure(
             label="Pareto front",
         )
         ax.legend(fontsize=7, loc="upper left")
-    x0 = min(-0.05, float(df.drift_lo.min()) - 0.05)
-    x1 = max(1.05, float(df.drift_hi.max()) + 0.05)
-    # room on the right for the labels of points at the edge (drift 1 is common)
+    # zoomed to the data (intervals included), so points that differ by little stay apart
+    x0, x1 = _padded(float(df.drift_lo.min()), float(df.drift_hi.max()))
+    y0, y1 = _padded(float(df.task_lo.min()), float(df.task_hi.max()))
+    # room on the right for the labels of points at the edge
     ax.set_xlim(x0, x1 + 0.25 * (x1 - x0))
-    ax.set_ylim(min(-0.05, float(df.task_lo.min()) - 0.05), max(1.05, float(df.task_hi.max())))
+    ax.set_ylim(y0, y1)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -216,6 +217,12 @@ def tradeoff_figure(
             arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5},
         )
     return fig, texts
+
+
+def _padded(lo: float, hi: float) -> tuple[float, float]:
+    """The data's range with a 10% margin (at least 0.02 on each side)."""
+    pad = max(0.1 * (hi - lo), 0.02)
+    return lo - pad, hi + pad
 
 
 def tradeoff_png(
