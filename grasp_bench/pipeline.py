@@ -32,7 +32,7 @@ from grasp_bench.store import (
     read_jsonl,
     stable_hash,
 )
-from grasp_bench.taskspec import TaskSpec, get_task, rubrics_of
+from grasp_bench.taskspec import MetricSpec, TaskSpec, get_task, rubrics_of
 
 console = Console(stderr=True)
 
@@ -394,7 +394,7 @@ def _run_stages(
             "generate": gen_stage.config_hash,
             "judge": judge_cfg,
             "task": cfg.task,
-            "metrics": [dataclasses.asdict(m) for m in metrics],
+            "metrics": [_metric_identity(m) for m in metrics],
         },
     )
     if not score_stage.is_done():
@@ -416,6 +416,15 @@ def _run_stages(
         return {"run_dir": run.root, "records": records}
 
     return _report(exp, spec, targets, records, run, gen_stage.manifest()["backends"])
+
+
+def _metric_identity(metric: MetricSpec) -> dict[str, Any]:
+    """A metric as the score stage's hash sees it; a field left at its empty default is left
+    out, so adding one to MetricSpec does not re-score runs whose metrics did not change."""
+    fields = dataclasses.asdict(metric)
+    if not fields["outcomes"]:
+        del fields["outcomes"]
+    return fields
 
 
 def measure_all(
