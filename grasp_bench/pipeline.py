@@ -7,6 +7,7 @@ matches its config hash, so a rerun does only what is missing.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -408,6 +409,7 @@ def _run_stages(
             server_log=score_stage.dir / "judge-server.log",
             progress=progress,
         ) as judges:
+            _check_canaries(cfg.judge, judges, score_stage.dir, cfg.output_dir)
             records = score_rows(rows, metrics, judges, progress=progress)
         atomic_write_jsonl(run.scores, records)
         score_stage.finish(n=len(records))
@@ -416,6 +418,35 @@ def _run_stages(
         return {"run_dir": run.root, "records": records}
 
     return _report(exp, spec, targets, records, run, gen_stage.manifest()["backends"])
+
+
+CANARIES = "canaries.json"
+
+
+def _check_canaries(judge_cfg: Any, judges: dict[str, Any], out: Path, output_dir: str) -> None:
+    """Grade each LLM-judged rubric's canaries before the run's answers (judge/canary.py);
+    a drifted judge is a loud warning and a line in the report's meta."""
+    if judge_cfg.kind == "offline":
+        return
+    from grasp_bench.judge.canary import check
+    from grasp_bench.judge.rubric import load_rubric
+
+    baseline_dir = Path(judge_cfg.cache).parent if judge_cfg.cache else Path(output_dir)
+    results = []
+    for rubric in judge_cfg.rubrics:
+        if rubric not in judges:
+            continue
+        scale = load_rubric(rubric).scale
+        got = check(judges[rubric], rubric, baseline_dir, (scale.min, scale.max))
+        if got is None:
+            continue
+        results.append({**got.to_json(), "line": got.line()})
+        if got.status == "drifted":
+            console.print(f"[bold red]JUDGE CHANGED[/] {got.line()}: its grades of these fixed"
+                          " answers moved since its first run; its numbers are not comparable"
+                          " with earlier runs'", highlight=False)  # fmt: skip
+    if results:
+        atomic_write_json(out / CANARIES, results)
 
 
 def _metric_identity(metric: MetricSpec) -> dict[str, Any]:
@@ -508,6 +539,9 @@ def _report(
         "model_path": resolve_model(cfg.model),
         "targets": meta_rows,
     }
+    canaries = run.score / CANARIES
+    if canaries.exists():  # the LLM judge's canary check, beside the numbers it vouches for
+        meta["judge_canaries"] = [c["line"] for c in json.loads(canaries.read_text())]
     paths = write_report(table, run.report, title, meta)
     if spec.seed_report is not None:
         paths.update(spec.seed_report(run, records, meta_rows))

@@ -259,6 +259,8 @@ def write_report(
     if "gate_text" in df and len(df):
         md += f"**{df.gate_text.iloc[0]}**\n\n"  # before anything is compared
     md += display_table(df).to_markdown(index=False) + "\n\n"
+    for line in meta.get("judge_canaries", []):
+        md += f"Judge canaries: {line}.\n\n"
     if "drift_mdd_vs_lora" in df and df.drift_mdd_vs_lora.notna().any():
         mdd = df.drift_mdd_vs_lora.dropna()
         md += (
