@@ -20,6 +20,7 @@ from grasp_bench.implicit_report import CONTROL, REFERENCE, collect, summarise
 from grasp_bench.store import atomic_write_bytes, atomic_write_text
 
 TRUTHS = {"change": "change.safetensors", "v": "direction.safetensors"}
+GRASP_REMOVALS = ("both", "writers", "readers", "residual_grad", "preserve")
 
 
 def _truth_source(directions_file: str) -> str:
@@ -180,14 +181,18 @@ def plot(table: pd.DataFrame) -> bytes:
     plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    arms = table[(table.removal != "none") & (table.k > 0)]  # lora_kl has no k: a table row
+    # GRASP's removals against k; the baselines (another method each) are rows of the table
+    arms = table[table.removal.isin(GRASP_REMOVALS) & (table.k > 0)]
     for ax, metric in zip(axes, ("transfer", "task_kl"), strict=True):
-        for (removal, source), part in arms.groupby(["removal", "source"]):
+        for (removal, source, weight), part in arms.fillna({"weight": 0}).groupby(
+            ["removal", "source", "weight"]
+        ):
             part = part.sort_values("k")
             err = [part[f"{metric}_mean"] - part[f"{metric}_lo"],
                    part[f"{metric}_hi"] - part[f"{metric}_mean"]]  # fmt: skip
+            label = f"{removal} / {source}" + (f" w{weight:g}" if weight else "")
             ax.errorbar(part.k, part[f"{metric}_mean"], yerr=err, marker="o", capsize=3,
-                        label=f"{removal} / {source}")  # fmt: skip
+                        label=label)  # fmt: skip
         for ref, style in ((REFERENCE, "--"), (CONTROL, ":"), ("base", "-.")):
             row = table[table.method == ref]
             if not row.empty:
