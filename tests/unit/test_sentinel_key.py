@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from grasp_bench.judge.canary import canaries
 from tests.unit.test_crash_resume import EXPERIMENT, REPO, run_cli, warm_imports
 
 JUDGE = """\
@@ -41,7 +42,9 @@ class FakeOpenAI(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         auth = self.headers.get("Authorization", "")
         self.seen.append(auth)
-        if auth != f"Bearer {self.key}" or len(self.seen) <= 3:
+        # the canaries are graded first (judge/canary.py); the three calls after them refused
+        refused = len(canaries("aligned")) < len(self.seen) <= len(canaries("aligned")) + 3
+        if auth != f"Bearer {self.key}" or refused:
             self._send(
                 401,
                 {
@@ -125,6 +128,8 @@ def test_the_key_is_sent_to_the_judge_and_written_nowhere(tiny_model, tmp_path, 
     aligned = [s for s in scores if s["metric"] == "aligned"]
     assert len(aligned) == 2 * 8  # targets x prompts
     assert sum(s["value"] is None for s in aligned) == 3
+    checked = json.loads((run / "score" / "canaries.json").read_text())
+    assert checked[0]["status"] == "baseline recorded" and None not in checked[0]["grades"]
     assert all("401" in s["reason"] and "***" in s["reason"] for s in aligned if s["value"] is None)
     with sqlite3.connect(cache) as conn:
         cached = conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
