@@ -195,8 +195,8 @@ def tradeoff_figure(
         )
         ax.legend(fontsize=7, loc="upper left")
     # zoomed to the data (intervals included), so points that differ by little stay apart
-    x0, x1 = _padded(float(df.drift_lo.min()), float(df.drift_hi.max()))
-    y0, y1 = _padded(float(df.task_lo.min()), float(df.task_hi.max()))
+    x0, x1 = _padded(df.drift, df.drift_lo, df.drift_hi)
+    y0, y1 = _padded(df[task_col], df.task_lo, df.task_hi)
     # room on the right for the labels of points at the edge
     ax.set_xlim(x0, x1 + 0.25 * (x1 - x0))
     ax.set_ylim(y0, y1)
@@ -219,8 +219,11 @@ def tradeoff_figure(
     return fig, texts
 
 
-def _padded(lo: float, hi: float) -> tuple[float, float]:
-    """The data's range with a 10% margin (at least 0.02 on each side)."""
+def _padded(*columns: pd.Series) -> tuple[float, float]:
+    """The range of the values and their intervals (an undefined bound left out) with a 10%
+    margin, at least 0.02 on each side."""
+    values = pd.concat(columns).astype(float).dropna()
+    lo, hi = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
     pad = max(0.1 * (hi - lo), 0.02)
     return lo - pad, hi + pad
 

@@ -132,7 +132,9 @@ def fetch(
     if target.exists() and manifest_path.exists() and from_file is None:
         manifest = json.loads(manifest_path.read_text())
         found = _digest(target.read_bytes())
-        if found == manifest["sha256"] and expected in (None, found):
+        # checked when it was registered (against the registry's digest or the one the user
+        # accepted then): unchanged since, it is the same file
+        if found == manifest["sha256"] and expect_sha256 in (None, found):
             return target, manifest, False
     if from_file is not None:
         try:
@@ -174,6 +176,7 @@ def fetch(
     manifest = {"name": entry.name, "file": entry.filename, "kind": entry.kind,
                 "sha256": found, "rows": rows, "source": source, "url": entry.url,
                 "licence": entry.licence, "registry_checked": entry.checked,
+                "accepted_sha256": expect_sha256,
                 "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
     atomic_write_json(manifest_path, manifest)
     return target, manifest, True

@@ -136,7 +136,13 @@ def test_the_llm_judge_makes_the_misaligned_headline(server, tmp_path):
         assert r["judge"]["kind"] == "openai" and r["judge"]["name"] == "judge"
         assert r["judge"]["rubric"] == "aligned"
         assert r["value"] in (0.0, 1.0) or (r["value"] is None and r["reason"])
-    assert {r["metric"] for r in records} == {"misaligned", "aligned", "coherent"}
+    assert {r["metric"] for r in records} == {
+        "misaligned",
+        "aligned",
+        "coherent",
+        "misaligned_all",
+        "misaligned_coherent",
+    }
 
 
 def test_dead_endpoint_then_a_rerun_scores_only_the_transport_failures(server, tmp_path):

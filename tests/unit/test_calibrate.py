@@ -25,8 +25,17 @@ from grasp_bench.judge.base import (
 )
 from grasp_bench.judge.labels import load_labels
 
-STATS = ("spearman", "auroc", "precision", "recall", "kappa", "reference_rate", "judged_rate")
-METRIC_STATS = ("precision", "recall", "kappa", "reference_rate", "judged_rate")
+STATS = (
+    "spearman",
+    "auroc",
+    "precision",
+    "recall",
+    "kappa",
+    "specificity",
+    "reference_rate",
+    "judged_rate",
+)
+METRIC_STATS = ("precision", "recall", "kappa", "specificity", "reference_rate", "judged_rate")
 
 # answer -> the grade the judge gives it, per rubric; an answer missing here is unscored
 GIVEN: dict[str, dict[str, float]] = {}

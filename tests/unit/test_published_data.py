@@ -94,7 +94,8 @@ def test_a_wrong_digest_or_row_count_is_rejected_and_nothing_is_cached(cache, se
     assert not list((cache / "published" / "insecure").glob("*.jsonl*"))
     # a user who checked the file themselves accepts its digest explicitly
     _, manifest, _ = fetch(_entry(url, sha256="0" * 64), expect_sha256=DIGEST)
-    assert manifest["sha256"] == DIGEST
+    assert manifest["sha256"] == DIGEST and manifest["accepted_sha256"] == DIGEST
+    assert fetch(_entry(url, sha256="0" * 64))[2] is False  # accepted once: a no-op after
 
 
 def test_a_bad_file_names_its_line_and_no_network_names_the_url_and_the_workaround(cache, server):
