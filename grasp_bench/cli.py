@@ -480,7 +480,7 @@ def judge_calibrate(
         if config:  # loading it imports its plugins, which may register the task
             exp = load_experiment(config).config
             judge_cfg = exp.judge
-            cache = Path(exp.judge.cache or Path(exp.output_dir) / "judge.sqlite")
+            cache = exp.judge_cache
             if judge_cfg.kind == "local":
                 log = Path(exp.output_dir) / "judge-server-calibrate.log"
                 log.parent.mkdir(parents=True, exist_ok=True)
@@ -538,7 +538,7 @@ def judge_lm_eval(
         if config:
             exp = load_experiment(config).config
             judge_cfg = exp.judge
-            cache = Path(exp.judge.cache or Path(exp.output_dir) / "judge.sqlite")
+            cache = exp.judge_cache
         metrics = metrics_of(name, split)
         with open_judges(judge_cfg, rubrics_of(metrics), cache, progress=True) as judges:
             records = score_rows(rows, metrics, judges)

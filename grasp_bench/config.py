@@ -426,6 +426,11 @@ class ExperimentConfig(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
 
+    @property
+    def judge_cache(self) -> Path:
+        """The LLM judge's grade cache (and beside it, its canaries' baselines)."""
+        return Path(self.judge.cache or Path(self.output_dir) / "judge.sqlite")
+
     @field_validator("judge", mode="before")
     @classmethod
     def _judge_shorthand(cls, v: Any) -> Any:

@@ -103,7 +103,9 @@ def forward_hidden(model: Any, ids: torch.Tensor, attention: torch.Tensor) -> No
     it (on a small model the head over every position is a fifth of the work)."""
     import inspect
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    from grasp_bench.hooks import causal_lm
+
+    base = causal_lm(model)
     if "logits_to_keep" in inspect.signature(base.forward).parameters:
         model(input_ids=ids, attention_mask=attention, logits_to_keep=1)
     else:

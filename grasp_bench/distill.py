@@ -19,6 +19,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from grasp_bench.hooks import causal_lm
+
 RESTRICTED_CHARS = "0123456789, "
 
 
@@ -35,11 +37,6 @@ def restricted_token_ids(tokenizer: Any, chars: str = RESTRICTED_CHARS) -> list[
     return ids
 
 
-def _causal_lm(model: Any) -> Any:
-    """The transformers causal LM inside a peft wrapper (or the model itself)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def restricted_logits(
     model: Any,
     input_ids: torch.Tensor,
@@ -50,7 +47,7 @@ def restricted_logits(
     """Logits over ``vocab`` at ``positions`` (B x P indices into each row): the decoder's last
     hidden state at those positions times the LM head's rows of ``vocab`` (B x P x |vocab|).
     Forward hooks on the decoder layers (a method's) fire as in a full forward."""
-    lm = _causal_lm(model)
+    lm = causal_lm(model)
     hidden = lm.get_decoder()(input_ids=input_ids, attention_mask=attention_mask)[0]
     picked = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
     head = lm.get_output_embeddings()
@@ -158,7 +155,7 @@ def sample_restricted(
     (N x length x |vocab|): the distillation targets."""
     from transformers import LogitsProcessorList
 
-    lm = _causal_lm(model)
+    lm = causal_lm(model)
     dev = next(lm.parameters()).device
     vocab_t = torch.tensor(vocab)
     torch.manual_seed(seed)
@@ -215,7 +212,7 @@ def measure(
     """One teacher-forced pass per batch: the answer's log-probability, the probability mass on
     the trait's first tokens over the answer's first positions, and the mean residual stream
     after each layer projected on that layer's direction (unit ``v``; layers without one are 0)."""
-    lm = _causal_lm(model)
+    lm = causal_lm(model)
     n_layers = lm.config.num_hidden_layers
     dev = next(lm.parameters()).device
     trait = torch.tensor(trait_tokens, dtype=torch.long)
@@ -262,7 +259,7 @@ def restricted_kl_per_row(
 ) -> torch.Tensor:
     """KL(teacher || model) per row, mean over its positions (held-out task fit)."""
     vocab_t = torch.tensor(vocab)
-    dev = next(_causal_lm(model).parameters()).device
+    dev = next(causal_lm(model).parameters()).device
     out = []
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]

@@ -12,6 +12,11 @@ from typing import Any
 import torch
 
 
+def causal_lm(model: Any) -> Any:
+    """The transformers causal LM inside a peft wrapper (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def decoder_layers(model: Any) -> torch.nn.ModuleList:
     """The decoder layer list of any HF causal LM (peft-wrapped or not)."""
     n = model.config.num_hidden_layers

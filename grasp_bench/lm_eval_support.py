@@ -115,6 +115,21 @@ def metrics_of(task: str, split: str) -> list[MetricSpec]:
     return [m for m in get_task(task).metrics if split == "all" or m.applies_to(split)]
 
 
+def doc_rows(doc: dict[str, Any], answers: list[Any], split: str) -> list[dict[str, Any]]:
+    """One scoring row per answer of an lm-eval document (its repeats included)."""
+    return [
+        {
+            "prompt_id": str(doc.get("id", "")),
+            "split": doc.get("split") or split,
+            "sample": i,
+            "prompt": doc["question"],
+            "completion": answer if isinstance(answer, str) else str(answer),
+            "reference": doc.get("target"),
+        }
+        for i, answer in enumerate(answers)
+    ]
+
+
 def process_results_for(task: str, split: str) -> Callable[[dict[str, Any], list[Any]], dict]:
     """lm-eval's ``process_results`` for the ``split`` (task, drift, or all: the document's
     own ``split`` field) of a registered task."""
@@ -124,17 +139,7 @@ def process_results_for(task: str, split: str) -> Callable[[dict[str, Any], list
     def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
         # one answer, or (``repeats`` with the ``take_first_k`` filter) the document's samples
         answers = results[0] if isinstance(results[0], list) else results[:1]
-        rows = [
-            {
-                "prompt_id": str(doc.get("id", "")),
-                "split": doc.get("split") or split,
-                "sample": i,
-                "prompt": doc["question"],
-                "completion": answer if isinstance(answer, str) else str(answer),
-                "reference": doc.get("target"),
-            }
-            for i, answer in enumerate(answers)
-        ]
+        rows = doc_rows(doc, answers, split)
         records = score_rows(rows, metrics, _judges(rubrics))
         # a document's value is the mean over its scored samples; unscored counts the samples
         # with any metric left unscored (never 0 in a metric)

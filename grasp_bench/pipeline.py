@@ -121,44 +121,43 @@ def _training_order(recipes: list[Recipe]) -> list[Recipe]:
 
 
 def _own_data_files(exp: LoadedExperiment) -> dict[str, Path]:
-    """The user's data files the experiment names (relative to it), checked to exist."""
-    from grasp_bench.data.published import PublishedDataError, is_ref, resolve_ref
+    """The user's data files the experiment names (relative to it, or a published set in the
+    cache), checked to exist."""
+    from grasp_bench.data.published import DATA_KINDS, is_ref, resolve_ref
 
     found = {}
-    for key in ("train_file", "drift_questions"):
+    for key, kind in DATA_KINDS.items():
         value = getattr(exp.config.data, key)
-        if not value:
-            continue
-        line = exp.lines.get(("data", key), 1)
-        if is_ref(value):  # a published set, fetched into the cache
-            try:
-                found[key] = resolve_ref(value, DATA_KINDS[key])
-            except PublishedDataError as exc:
-                raise ConfigError(f"{exp.path}:{line} data.{key}: {exc}") from None
-            continue
-        path = Path(value) if Path(value).is_absolute() else exp.path.parent / value
-        if not path.is_file():
-            raise ConfigError(f"{exp.path}:{line} data.{key}: no file at {path}")
-        found[key] = path
+        if is_ref(value):
+            found[key] = _published(exp, key, resolve_ref, kind)
+        elif value:
+            path = Path(value) if Path(value).is_absolute() else exp.path.parent / value
+            if not path.is_file():
+                line = exp.lines.get(("data", key), 1)
+                raise ConfigError(f"{exp.path}:{line} data.{key}: no file at {path}")
+            found[key] = path
     return found
-
-
-DATA_KINDS = {"train_file": "train", "drift_questions": "questions"}
 
 
 def check_published_refs(exp: LoadedExperiment) -> None:
     """Every ``published:NAME`` the experiment names is a registered set of the right kind
     (offline: nothing is downloaded or read from the cache)."""
-    from grasp_bench.data.published import PublishedDataError, check_ref, is_ref
+    from grasp_bench.data.published import DATA_KINDS, check_ref, is_ref
 
     for key, kind in DATA_KINDS.items():
-        value = getattr(exp.config.data, key)
-        if is_ref(value):
-            try:
-                check_ref(value, kind)
-            except PublishedDataError as exc:
-                line = exp.lines.get(("data", key), 1)
-                raise ConfigError(f"{exp.path}:{line} data.{key}: {exc}") from None
+        if is_ref(getattr(exp.config.data, key)):
+            _published(exp, key, check_ref, kind)
+
+
+def _published(exp: LoadedExperiment, key: str, look: Any, kind: str) -> Any:
+    """``look(reference, kind)``, its error named by the experiment's file, line and field."""
+    from grasp_bench.data.published import PublishedDataError
+
+    try:
+        return look(getattr(exp.config.data, key), kind)
+    except PublishedDataError as exc:
+        line = exp.lines.get(("data", key), 1)
+        raise ConfigError(f"{exp.path}:{line} data.{key}: {exc}") from None
 
 
 def _warn_samples(drift: list[dict[str, Any]], samples: int) -> None:
@@ -178,6 +177,7 @@ class RunData:
     control_rows: list[dict[str, Any]]
     eval_prompts: list[dict[str, Any]]
     data_hash: str
+    files: dict[str, Path]  # the user's data files, resolved (``_own_data_files``)
 
 
 def prepare_data(exp: LoadedExperiment) -> RunData:
@@ -225,6 +225,7 @@ def prepare_data(exp: LoadedExperiment) -> RunData:
         control_rows=read_jsonl(run.control_rows),
         eval_prompts=read_jsonl(run.eval_prompts),
         data_hash=file_hash(run.train_rows),
+        files=own,
     )
 
 
@@ -314,7 +315,7 @@ def _run_stages(
 
     cfg = exp.config
     data = prepare_data(exp)
-    snapshot_experiment(exp, recipes, data.run)
+    snapshot_experiment(exp, recipes, data.run, data.files)
     targets = train_all(exp, recipes, data, progress)
     run = data.run
     if until == "train":
@@ -405,11 +406,11 @@ def _run_stages(
         with open_judges(
             cfg.judge,
             rubrics_of(metrics),
-            Path(cfg.judge.cache or Path(cfg.output_dir) / "judge.sqlite"),
+            cfg.judge_cache,
             server_log=score_stage.dir / "judge-server.log",
             progress=progress,
         ) as judges:
-            _check_canaries(cfg.judge, judges, score_stage.dir, cfg.output_dir)
+            _check_canaries(cfg.judge, judges, score_stage.dir, cfg.judge_cache.parent)
             records = score_rows(rows, metrics, judges, progress=progress)
         atomic_write_jsonl(run.scores, records)
         score_stage.finish(n=len(records))
@@ -423,15 +424,15 @@ def _run_stages(
 CANARIES = "canaries.json"
 
 
-def _check_canaries(judge_cfg: Any, judges: dict[str, Any], out: Path, output_dir: str) -> None:
-    """Grade each LLM-judged rubric's canaries before the run's answers (judge/canary.py);
-    a drifted judge is a loud warning and a line in the report's meta."""
+def _check_canaries(judge_cfg: Any, judges: dict[str, Any], out: Path, baseline_dir: Path) -> None:
+    """Grade each LLM-judged rubric's canaries before the run's answers (judge/canary.py),
+    against baselines kept in ``baseline_dir`` (the judge cache's folder); a drifted judge is a
+    loud warning and a line in the report's meta."""
     if judge_cfg.kind == "offline":
         return
     from grasp_bench.judge.canary import check
     from grasp_bench.judge.rubric import load_rubric
 
-    baseline_dir = Path(judge_cfg.cache).parent if judge_cfg.cache else Path(output_dir)
     results = []
     for rubric in judge_cfg.rubrics:
         if rubric not in judges:
@@ -605,7 +606,9 @@ def direction_agreement(train_dir: Path):
     return pd.DataFrame(rows) if rows else None
 
 
-def snapshot_experiment(exp: LoadedExperiment, recipes: list[Recipe], run: RunDir) -> Path:
+def snapshot_experiment(
+    exp: LoadedExperiment, recipes: list[Recipe], run: RunDir, files: dict[str, Path]
+) -> Path:
     """Write the experiment as run, with every recipe resolved (overrides applied) beside it,
     so ``generate``/``judge``/``submit`` on this run directory never re-read files edited
     since; paths in it are absolute."""
@@ -613,7 +616,7 @@ def snapshot_experiment(exp: LoadedExperiment, recipes: list[Recipe], run: RunDi
 
     cfg = exp.config.model_dump(mode="json")
     cfg["output_dir"] = str(Path(cfg["output_dir"]).resolve())
-    for key, path in _own_data_files(exp).items():
+    for key, path in files.items():  # resolved by the data stage
         cfg["data"][key] = str(path.resolve())
     cfg["methods"] = []
     for r in recipes:

@@ -276,11 +276,11 @@ def published_identity(value: str, kind: str) -> str:
 
 def _data_files(sweep: LoadedSweep, data: dict[str, Any], i: int) -> dict[str, str]:
     """Content hashes of the user's data files (relative to the sweep file), checked to exist."""
-    from grasp_bench.data.published import PublishedDataError, is_ref
+    from grasp_bench.data.published import DATA_KINDS, PublishedDataError, is_ref
 
     found = {}
     task = sweep.config.tasks[i]
-    for key, kind in (("train_file", "train"), ("drift_questions", "questions")):
+    for key, kind in DATA_KINDS.items():
         if data.get(key):
             own = task.data is not None and key in task.data.model_fields_set
             where = ("tasks", i, "data", key) if own else ("data", key)

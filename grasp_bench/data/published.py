@@ -31,6 +31,8 @@ from grasp_bench.store import atomic_write_bytes, atomic_write_json
 PREFIX = "published:"
 MANIFEST = "manifest.json"
 Kind = Literal["train", "questions"]
+# the experiment's data fields that may name a published set, and the kind each must be
+DATA_KINDS: dict[str, Kind] = {"train_file": "train", "drift_questions": "questions"}
 
 
 class PublishedDataError(ValueError):
@@ -98,11 +100,10 @@ def count_rows(entry: PublishedSet, path: Path) -> int:
         from grasp_bench.data.chat import load_chat_jsonl
 
         return len(load_chat_jsonl(path))
-    from grasp_bench.config import load_yaml
     from grasp_bench.data.em_questions import import_em_questions
 
-    import_em_questions(path)  # every entry valid, or file:line
-    return len(load_yaml(path)[0])
+    # every entry valid, or file:line; one row per paraphrase, its question's id as category
+    return len({row["category"] for row in import_em_questions(path)})
 
 
 def _download(url: str, timeout: float) -> bytes:

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -158,21 +159,12 @@ def _is_em_layout(text: str) -> bool:
 
 
 def _em_csv_rows(path: Path, text: str) -> tuple[list[tuple[int, Any]], dict[str, int]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in next(reader)]
-    for col in (EM_KEY, "question", "answer"):
-        if col not in header:
-            raise ConfigError(f"{path}:1 {col}: missing column (header: {header})")
+    header, table = _csv_table(path, text, (EM_KEY, "question", "answer"))
     rubrics = [c for c in header if c in POSITIVE]
     if not rubrics:
         raise ConfigError(f"{path}:1: no rubric column; known: {sorted(POSITIVE)}")
     rows, no_label, seen = [], dict.fromkeys(rubrics, 0), {}
-    for cells in reader:
-        line = reader.line_num
-        if not any(c.strip() for c in cells):
-            continue
-        if len(cells) != len(header):
-            raise ConfigError(f"{path}:{line}: {len(cells)} cells, the header has {len(header)}")
+    for line, cells in table:
         cell = dict(zip(header, cells, strict=True))
         qid = cell[EM_KEY].strip()
         seen[qid] = seen.get(qid, -1) + 1
@@ -244,27 +236,43 @@ def _jsonl_rows(path: Path, text: str) -> list[tuple[int, Any]]:
 _CSV_FIELDS = ("id", "question", "answer", "target", "note")
 
 
-def _csv_rows(path: Path, text: str) -> list[tuple[int, Any]]:
+def _csv_table(
+    path: Path, text: str, required: tuple[str, ...]
+) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """The header (checked for the required columns) and, read lazily so the caller checks the
+    header first, each non-blank row's line and cells, as many cells as the header has."""
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if header is None:
+    first = next(reader, None)
+    if first is None:
         raise ConfigError(f"{path}: no labelled answers")
-    header = [h.strip() for h in header]
-    for col in ("id", "question", "answer"):
+    header = [h.strip() for h in first]
+    for col in required:
         if col not in header:
             raise ConfigError(f"{path}:1 {col}: missing column (header: {header})")
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        for cells in reader:
+            line = reader.line_num
+            if not any(c.strip() for c in cells):
+                continue
+            if len(cells) != len(header):
+                raise ConfigError(
+                    f"{path}:{line}: {len(cells)} cells, the header has {len(header)}"
+                )
+            yield line, cells
+
+    return header, rows()
+
+
+def _csv_rows(path: Path, text: str) -> list[tuple[int, Any]]:
+    header, table = _csv_table(path, text, ("id", "question", "answer"))
     for i, col in enumerate(header):
         if col in header[:i]:
             raise ConfigError(f"{path}:1 {col}: duplicate column")
         if col not in _CSV_FIELDS and col not in POSITIVE:
             raise ConfigError(f"{path}:1 {col}: unknown rubric column; known: {sorted(POSITIVE)}")
     rows = []
-    for cells in reader:
-        line = reader.line_num
-        if not any(c.strip() for c in cells):
-            continue
-        if len(cells) != len(header):
-            raise ConfigError(f"{path}:{line}: {len(cells)} cells, the header has {len(header)}")
+    for line, cells in table:
         row: dict[str, Any] = {"labels": {}}
         for col, cell in zip(header, cells, strict=True):
             if col in _CSV_FIELDS:

@@ -43,7 +43,10 @@ def registered_split(lm_task: str) -> tuple[str, str]:
 
 
 def sample_rows(path: Path, split: str) -> list[dict[str, Any]]:
-    """One scoring row per answer of every logged document (repeats included)."""
+    """One scoring row per answer of every logged document (repeats included), built as
+    lm-eval's own ``process_results`` builds them."""
+    from grasp_bench.lm_eval_support import doc_rows
+
     rows = []
     for line_no, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip():
@@ -55,11 +58,8 @@ def sample_rows(path: Path, split: str) -> list[dict[str, Any]]:
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path}:{line_no}: not an lm-eval logged sample ({exc})") from None
         flat = answers[0] if answers and isinstance(answers[0], list) else answers
-        for i, answer in enumerate(flat):
-            rows.append({"target": "lm-eval", "prompt_id": str(doc.get("id", sample["doc_id"])),
-                         "split": doc.get("split") or split, "sample": i,
-                         "prompt": doc["question"], "completion": str(answer),
-                         "reference": doc.get("target")})  # fmt: skip
+        doc = {"id": sample["doc_id"], **doc}  # lm-eval's doc_id where the doc has no id
+        rows += [{"target": "lm-eval", **row} for row in doc_rows(doc, flat, split)]
     if not rows:
         raise ConfigError(f"{path}: no logged samples")
     return rows

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from grasp_bench.hooks import causal_lm
 from grasp_bench.methods.base import LoraMethodConfig, Method, TrainContext, register_method
 
 
@@ -26,10 +27,6 @@ class LoraKlConfig(LoraMethodConfig):
     kl_weight: float = Field(
         1.0, gt=0, description="Weight of KL(student || base), mean over counted positions."
     )
-
-
-def _causal_lm(model: Any) -> Any:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def kl_to_base(
@@ -56,7 +53,7 @@ class LoraKl(Method):
         def record(_m, _i, output) -> None:
             self._hidden = output[0]  # the decoder's last hidden state (after its final norm)
 
-        return [_causal_lm(model).get_decoder().register_forward_hook(record)]
+        return [causal_lm(model).get_decoder().register_forward_hook(record)]
 
     def penalty(self, model: Any, ctx: TrainContext, inputs: dict[str, Any]) -> Any:
         cfg = self.config
@@ -65,7 +62,7 @@ class LoraKl(Method):
         if student is None:
             raise RuntimeError("lora_kl: the training forward did not run the decoder's hook")
         ids, attention = inputs["input_ids"], inputs["attention_mask"]
-        lm = _causal_lm(model)
+        lm = causal_lm(model)
         with torch.no_grad(), model.disable_adapter():
             base = lm.get_decoder()(input_ids=ids, attention_mask=attention)[0]
         self._hidden = None  # the base pass fired the hook too

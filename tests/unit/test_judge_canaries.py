@@ -48,10 +48,10 @@ def test_the_score_stage_stores_the_check_and_warns(tmp_path, capsys):
     n = len(canaries("aligned"))
     cfg = JudgeConfig(kind="openai", base_url="http://x/v1", model="m", rubrics=["aligned"],
                       cache=str(tmp_path / "judge.sqlite"))  # fmt: skip
-    _check_canaries(cfg, {"aligned": Scripted("aligned", [90.0] * n)}, tmp_path, str(tmp_path))
-    _check_canaries(cfg, {"aligned": Scripted("aligned", [10.0] * n)}, tmp_path, str(tmp_path))
+    _check_canaries(cfg, {"aligned": Scripted("aligned", [90.0] * n)}, tmp_path, tmp_path)
+    _check_canaries(cfg, {"aligned": Scripted("aligned", [10.0] * n)}, tmp_path, tmp_path)
     stored = json.loads((tmp_path / CANARIES).read_text())
     assert stored[0]["status"] == "drifted" and "JUDGE CHANGED" in capsys.readouterr().err
     offline = JudgeConfig()
-    _check_canaries(offline, {}, tmp_path / "none", str(tmp_path))  # offline: nothing to check
+    _check_canaries(offline, {}, tmp_path / "none", tmp_path)  # offline: nothing to check
     assert not (tmp_path / "none").exists()

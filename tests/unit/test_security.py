@@ -523,7 +523,7 @@ def test_the_run_snapshot_never_holds_the_key(tmp_path, key_in_env):
     )
     exp = load_experiment(cfg)
     run = RunDir.of(exp.config.output_dir, exp.config.name)
-    snapshot_experiment(exp, load_recipes(exp), run)
+    snapshot_experiment(exp, load_recipes(exp), run, {})  # no data files of its own
     written = [p for p in run.root.rglob("*") if p.is_file()]
     assert written
     for path in written:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from grasp_bench.cli import app
 from grasp_bench.config import ConfigError, load_experiment
+from grasp_bench.data.published import DATA_KINDS
 from grasp_bench.pipeline import load_recipes
 from grasp_bench.rundir import RunDir
 from grasp_bench.sweep import (
@@ -448,8 +449,7 @@ def test_the_paper_sweep_runs_exactly_the_paper_experiments(no_model_lookup):
         run = runs[(exp.config.task, exp.config.model)]
         data = exp.config.data
         files = {key: published_identity(getattr(data, key), kind)
-                 for key, kind in (("train_file", "train"), ("drift_questions", "questions"))
-                 if getattr(data, key)}  # fmt: skip
+                 for key, kind in DATA_KINDS.items() if getattr(data, key)}  # fmt: skip
         assert set(files) == (
             set() if exp.config.task == "financial" else {"train_file", "drift_questions"}
         )
