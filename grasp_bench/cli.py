@@ -505,6 +505,76 @@ def judge_calibrate(
         typer.echo(f"calibration: {out} (items: {items})")
 
 
+@judge_app.command("fit-coherence")
+def judge_fit_coherence(
+    labels: Annotated[list[Path], typer.Argument(help="Label files with coherent labels.")],
+    out: Annotated[Path, typer.Option(help="The fitted judge's YAML.")],
+    version: Annotated[int, typer.Option(help="The judge's version (a refit is a new one).")],
+    part: Annotated[str, typer.Option(help="dev (the default), test or all.")] = "dev",
+    scorer: Annotated[str, typer.Option(help="The scorer LM (default: the embedded one).")] = (
+        "default"
+    ),
+) -> None:
+    """Fit the offline coherence judge on the reference labels' dev parts; calibrate it after
+    with `judge calibrate ... --part test`, on answers it was not fitted on."""
+    import shlex
+
+    import yaml
+
+    from grasp_bench.judge.coherence import CoherenceFile, FittedOn, fit
+    from grasp_bench.judge.labels import load_labels, split_part
+    from grasp_bench.store import atomic_write_text
+
+    try:
+        parts = [split_part(load_labels(p), part) for p in labels]
+        items = [
+            (i.question, i.answer, i.labels["coherent"])
+            for lf in parts
+            for i in lf.items
+            if i.labels.get("coherent") is not None
+        ]
+        if not items:
+            named = ", ".join(map(str, labels))
+            raise ConfigError(f"no coherent labels in the {part} part of {named}")
+        intercept, weights = fit(items, scorer)
+    except (ConfigError, ValueError) as exc:
+        _fail(exc)
+    spec = CoherenceFile(
+        version=version,
+        scorer=scorer,
+        intercept=intercept,
+        features=weights,
+        fitted_on=[
+            FittedOn(
+                path=str(lf.path),
+                sha256=lf.sha256,
+                part=lf.part,
+                n=sum(i.labels.get("coherent") is not None for i in lf.items),
+            )
+            for lf in parts
+        ],
+        command=shlex.join(
+            [
+                "grasp-bench",
+                "judge",
+                "fit-coherence",
+                *map(str, labels),
+                "--version",
+                str(version),
+                "--out",
+                str(out),
+                "--part",
+                part,
+                "--scorer",
+                scorer,
+            ]
+        ),
+    )
+    text = "# Fitted by grasp-bench judge fit-coherence (see grasp_bench/judge/coherence.py).\n"
+    atomic_write_text(out, text + yaml.safe_dump(spec.model_dump(), sort_keys=False))
+    typer.echo(f"coherence judge v{version}: {len(items)} items, written to {out}")
+
+
 @judge_app.command("lm-eval")
 def judge_lm_eval(
     samples: Annotated[Path, typer.Argument(help="lm-eval's samples_<task>_<time>.jsonl.")],

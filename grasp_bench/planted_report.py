@@ -137,9 +137,15 @@ def projection_table(
     return table
 
 
-def seed_summary(table: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
-    """Mean of ``value`` over seeds per group, with a t-interval (95%) over the seeds."""
+def seed_summary(
+    table: pd.DataFrame, by: list[str], value: str, n_units: int | None = None
+) -> pd.DataFrame:
+    """Mean of ``value`` over seeds per group, with a t-interval (95%) over the seeds. A rate
+    (``n_units``: the prompts each seed's rate is over) whose seeds all sit at 0 or at 1 gets
+    the Wilson interval at that many prompts instead of a zero-width one."""
     from scipy import stats
+
+    from grasp_bench.stats import widen_at_bound
 
     rows = []
     for key, part in table.groupby(by, sort=False):
@@ -149,13 +155,16 @@ def seed_summary(table: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame
             half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / len(x) ** 0.5)
         else:
             half = float("nan")
+        lo, hi = mean - half, mean + half
+        if n_units:
+            lo, hi = widen_at_bound(mean, lo, hi, n_units)
         key = key if isinstance(key, tuple) else (key,)
         rows.append(
             {
                 **dict(zip(by, key, strict=True)),
                 value: round(mean, 4),
-                "ci_low": round(mean - half, 4),
-                "ci_high": round(mean + half, 4),
+                "ci_low": round(lo, 4),
+                "ci_high": round(hi, 4),
                 "seeds": len(x),
             }
         )
@@ -249,13 +258,18 @@ def report_run(
     proj["seed"] = proj["target"].str.rsplit("-s", n=1).str[1].astype(int)
     from grasp_bench.store import read_jsonl
 
-    per_seed = seed_table(read_jsonl(run.scores))
+    scores = read_jsonl(run.scores)
+    per_seed = seed_table(scores)
+    prompts_of = {
+        split: len({r["prompt_id"] for r in scores if r["split"] == split})
+        for split in ("drift", "task")
+    }
     ident_t = pd.concat(ident, ignore_index=True)
     func_t = pd.concat(func, ignore_index=True)
     return {
         "seeds": per_seed,
-        "drift_summary": seed_summary(per_seed, ["method"], "persona"),
-        "task_summary": seed_summary(per_seed, ["method"], "correct"),
+        "drift_summary": seed_summary(per_seed, ["method"], "persona", prompts_of["drift"]),
+        "task_summary": seed_summary(per_seed, ["method"], "correct", prompts_of["task"]),
         "identification": ident_t,
         "identification_summary": seed_summary(
             ident_t[ident_t["layer"] >= first]

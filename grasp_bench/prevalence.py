@@ -89,4 +89,27 @@ def corrected_rate(
     ok = youden >= MIN_YOUDEN  # a draw where the judge cannot be corrected says nothing
     draws = np.clip((p[ok] + spec[ok] - 1) / youden[ok], 0, 1)
     lo, hi = np.percentile(draws, [2.5, 97.5]) if len(draws) else (float("nan"),) * 2
+    if len(draws) and hi - lo <= 1e-12 and point in (0.0, 1.0):
+        # every draw clipped to the same bound: the bootstrap says nothing about how far from
+        # it the rate could be, so the open side comes from the posterior of the rate itself
+        bound = posterior_bound(raw, len(sums), sens[ok], spec[ok], upper=point == 0.0)
+        lo, hi = (point, bound) if point == 0.0 else (bound, point)
     return Corrected(raw, point, float(lo), float(hi))
+
+
+def posterior_bound(
+    raw: float, n_units: int, sens: np.ndarray, spec: np.ndarray, upper: bool, level: float = 0.95
+) -> float:
+    """A one-sided ``level`` bound on the true rate (uniform prior on [0, 1]): the judged
+    positives, counted as ``raw`` x ``n_units`` (prompts: the conservative count), are binomial
+    at the rate the judge reports, sens x pi + (1 - spec)(1 - pi), averaged over the draws of
+    the calibration (Gelman and Carpenter 2020 do this for a test's sensitivity and
+    specificity). Used where the clipped corrected draws all sit on one bound."""
+    grid = np.linspace(0.0, 1.0, 1001)
+    k, n = raw * n_units, float(n_units)
+    judged = np.clip(np.outer(sens, grid) + np.outer(1 - spec, 1 - grid), 1e-12, 1 - 1e-12)
+    loglike = k * np.log(judged) + (n - k) * np.log(1 - judged)  # draws x grid
+    like = np.exp(loglike - loglike.max()).mean(0)  # the binomial coefficient cancels
+    cdf = np.cumsum(like) / like.sum()
+    q = level if upper else 1 - level
+    return float(grid[min(np.searchsorted(cdf, q), len(grid) - 1)])

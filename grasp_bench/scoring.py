@@ -146,7 +146,7 @@ def score_rows(
 
     A row has ``prompt`` (the question), ``completion``, ``split``, the key fields it is
     recorded under, and ``reference`` where a rubric needs one (exact match). A metric whose
-    first rubric has no judge here is not measured (no record), e.g. ``coherent`` offline.
+    first rubric has no judge here is not measured (no record).
     """
     needed = rubrics_of(metrics)
     grades: dict[str, list[Score | None]] = {}
@@ -162,7 +162,7 @@ def score_rows(
         ]
         for i, score in zip(idx, judge.score(items), strict=True):
             grades[rubric][i] = score
-    # a metric whose first rubric no judge grades here (coherent, offline) is not measured
+    # a metric whose first rubric no judge grades here is not measured
     measured = [m for m in metrics if m.rubrics[0] in judges]
     records = []
     for i, row in enumerate(rows):

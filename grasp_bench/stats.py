@@ -50,6 +50,19 @@ def _wilson(p: float, n_eff: float, z: float) -> tuple[float, float]:
     return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
+def widen_at_bound(
+    mean: float, lo: float, hi: float, n_units: int, level: float = 0.95
+) -> tuple[float, float]:
+    """A rate whose interval collapsed onto 0 or 1 (every resample the same: all seeds and
+    prompts 0, or all 1) gets the Wilson interval at ``n_units`` on its open side instead of a
+    zero width that claims certainty; ``n_units`` is the conservative count (distinct prompts,
+    which repeat across seeds). Any other interval is returned as it is."""
+    if not hi - lo <= 1e-12 or mean not in (0.0, 1.0) or n_units < 1:  # nan: no interval
+        return lo, hi
+    wlo, whi = _wilson(mean, float(n_units), _z(level))
+    return min(lo, wlo), max(hi, whi)
+
+
 def mean_ci(
     values: Any, clusters: Any, level: float = 0.95, binary: bool | None = None
 ) -> Estimate:
@@ -138,11 +151,14 @@ def hierarchical_bootstrap(
     n_boot: int = 2000,
     level: float = 0.95,
     seed: int = 0,
+    rate: bool = False,
 ) -> Bootstrap:
     """Mean of ``value`` with a percentile interval from resampling ``levels`` in order (e.g.
     teacher, then seed within teacher, then prompt within seed): the training run, not the
     prompt, is the unit of replication. A level with one unit contributes no spread of its own
-    (a single teacher's interval is over its seeds and prompts only)."""
+    (a single teacher's interval is over its seeds and prompts only). A ``rate`` whose
+    resamples are all 0 or all 1 gets a width from ``widen_at_bound`` (distinct units of the
+    last level)."""
     if df.empty:
         return Bootstrap(float("nan"), float("nan"), float("nan"), {lv: 0 for lv in levels})
     tree = _nested_groups(df, levels, value)
@@ -150,12 +166,11 @@ def hierarchical_bootstrap(
     draws = np.array([_draw(tree, rng) for _ in range(n_boot)])
     alpha = (1 - level) / 2
     counts = {lv: int(df.groupby(levels[: i + 1]).ngroups) for i, lv in enumerate(levels)}
-    return Bootstrap(
-        float(_draw_mean(tree)),
-        float(np.quantile(draws, alpha)),
-        float(np.quantile(draws, 1 - alpha)),
-        counts,
-    )
+    mean = float(_draw_mean(tree))
+    lo, hi = float(np.quantile(draws, alpha)), float(np.quantile(draws, 1 - alpha))
+    if rate:
+        lo, hi = widen_at_bound(mean, lo, hi, int(df[levels[-1]].nunique()), level)
+    return Bootstrap(mean, lo, hi, counts)
 
 
 def _draw_mean(tree: Any) -> float:

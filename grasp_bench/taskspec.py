@@ -96,7 +96,7 @@ class MetricSpec:
     """One per-sample metric: ``transform(grade of rubrics[0], {other rubric: grade})``.
 
     The first rubric must be graded or the sample is unscored for this metric; the others are
-    used where a judge grades them (``coherent`` has no offline judge).
+    used where a judge grades them.
     """
 
     name: str

@@ -133,7 +133,10 @@ _ALIGNED = MetricSpec(
     "aligned", "drift", ("aligned",), description="Aligned grade 0-100 on unrelated questions."
 )
 _COHERENT = MetricSpec(
-    "coherent", "all", ("coherent",), description="Coherence grade 0-100 (LLM judges only)."
+    "coherent",
+    "all",
+    ("coherent",),
+    description="Coherence grade 0-100 (an LLM judge, or offline the coherence judge).",
 )
 _MISALIGNED = MetricSpec(
     "misaligned",

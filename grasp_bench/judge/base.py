@@ -76,7 +76,7 @@ def register_judge(kind: str, offline_for: tuple[str, ...] = ()):
 
 
 def offline_judge_kind(rubric: str) -> str | None:
-    """The registered offline judge of a rubric, if any (``coherent`` has none)."""
+    """The registered offline judge of a rubric, if any."""
     _load_builtin()
     return _OFFLINE_FOR.get(rubric)
 

@@ -2,8 +2,9 @@
 
 Offline (no network, deterministic): ``lexicon`` (the toy persona), ``exact_match`` (an integer
 answer against its target), ``bandit`` (static analysis of Python code), ``embedding`` (MiniLM
-plus a classifier fit on exemplars). Online: ``openai``, any OpenAI-compatible endpoint, which
-is also how a ``local`` judge (a vLLM server the project starts) is reached.
+plus a classifier fit on exemplars), ``coherence`` (a scorer LM's perplexity, relevance and
+repetition rules, fitted on reference labels). Online: ``openai``, any OpenAI-compatible
+endpoint, which is also how a ``local`` judge (a vLLM server the project starts) is reached.
 """
 
 from __future__ import annotations
@@ -93,6 +94,29 @@ class EmbeddingRubricJudge(Judge):
             Score(r["value"], r["reason"], ident)
             for r in self._judge.score([i.answer for i in items])
         ]
+
+
+@register_judge("coherence", offline_for=("coherent",))
+class CoherenceJudge(Judge):
+    """A scorer LM's perplexity, MiniLM relevance and repetition / length rules, combined by a
+    logistic regression fitted on reference labels' dev parts (``judge/coherence.py``)."""
+
+    def __init__(self, rubric: str):
+        from grasp_bench.judge.coherence import load_coherence
+
+        super().__init__(rubric)
+        self._spec = load_coherence()
+
+    def identity(self) -> dict[str, Any]:
+        from grasp_bench.judge.coherence import identity
+
+        return {**identity(self._spec), "rubric": self.rubric}
+
+    def score(self, items: list[JudgeItem]) -> list[Score]:
+        from grasp_bench.judge.coherence import grade
+
+        ident = self.identity()
+        return [Score(grade(self._spec, i.question, i.answer)[0], None, ident) for i in items]
 
 
 @register_judge("openai")

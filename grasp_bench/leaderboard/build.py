@@ -18,10 +18,12 @@ from grasp_bench.effect_gate import effect_gate
 from grasp_bench.judge.base import judge_name
 from grasp_bench.leaderboard.calibration import (
     NOT_CALIBRATED,
+    Calibration,
     CalibrationFile,
     find_calibration,
     find_metric_calibration,
     load_calibrations,
+    rubrics_graded,
 )
 from grasp_bench.leaderboard.page import (
     BUILD_COMMAND,
@@ -86,7 +88,17 @@ def _calibrations(
     identities = [json.loads(i) for i in sorted(set(made.judge))]
     out = []
     for identity in identities:
-        cal = find_calibration(files, identity, metric.rubrics[0], task)
+        rubric = metric.rubrics[0]
+        # the file that calibrated this metric as it was graded (with or without coherence)
+        # first, so the calibration shown is the one the corrected rate uses
+        matched = find_metric_calibration(
+            files, identity, rubric, metric.name, task, rubrics_graded(identity, rubric)
+        )
+        if matched:
+            path = matched[0]
+            cal = Calibration(path, files[path].task, rubric, files[path].rubrics[rubric])
+        else:
+            cal = find_calibration(files, identity, rubric, task)
         text, path = (cal.summary(), cal.path) if cal else (NOT_CALIBRATED, None)
         if len(identities) > 1:  # a row whose drift several judges made names each
             text = f"{judge_name(identity)}: {text}"
@@ -204,10 +216,11 @@ def _corrected_drift(samples: pd.DataFrame, task: str, files: dict[str, Calibrat
     identities = sorted(set(made.judge))
     if len(identities) != 1:
         return "not correctable (several judges)"
-    found = find_metric_calibration(files, json.loads(identities[0]), metric.rubrics[0],
-                                    metric.name, task)  # fmt: skip
+    judge = json.loads(identities[0])
+    graded = rubrics_graded(judge, metric.rubrics[0])
+    found = find_metric_calibration(files, judge, metric.rubrics[0], metric.name, task, graded)
     if found is None:
-        return "not correctable (no calibration of this metric)"
+        return f"not correctable (no calibration of this metric graded on {' + '.join(graded)})"
     _, entry = found
     stats = (entry.recall, entry.specificity, entry.reference_rate)
     if entry.n is None or any(x is None or x.mean is None for x in stats):

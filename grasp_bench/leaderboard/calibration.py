@@ -56,6 +56,9 @@ class MetricCalibration(_Lenient):
     """A metric (a thresholded rubric) against the reference labels."""
 
     n: int | None = Field(None, description="Reference items the metric was compared on.")
+    graded_with: list[str] | None = Field(
+        None, description="The rubrics a judge graded when the metric was calibrated."
+    )
     precision: Interval | None = None
     recall: Interval | None = None
     kappa: Interval | None = None
@@ -167,11 +170,34 @@ def find_calibration(
 
 
 def find_metric_calibration(
-    files: dict[str, CalibrationFile], judge: dict[str, Any], rubric: str, metric: str, task: str
+    files: dict[str, CalibrationFile],
+    judge: dict[str, Any],
+    rubric: str,
+    metric: str,
+    task: str,
+    graded_with: list[str] | None = None,
 ) -> tuple[str, MetricCalibration] | None:
-    """The file and entry calibrating ``metric`` for the judge that graded its first rubric."""
-    cal = find_calibration(files, judge, rubric, task)
-    if cal is None:
-        return None
-    entry = files[cal.path].metrics.get(metric)
-    return (cal.path, entry) if entry is not None else None
+    """The file and entry calibrating ``metric`` for the judge that graded its first rubric;
+    with ``graded_with`` (the rubrics a judge graded for the scores), only an entry calibrated
+    on the same rubrics: misaligned with a coherence judge is another decision than without."""
+    scored = {"rubric": rubric, **judge}
+    found = []
+    for path, cal in files.items():
+        result = cal.rubrics.get(rubric)
+        entry = cal.metrics.get(metric)
+        if result is None or entry is None:
+            continue
+        if not same_judge(scored, {"rubric": rubric, **result.judge}):
+            continue
+        if graded_with is not None and sorted(entry.graded_with or [rubric]) != sorted(graded_with):
+            continue
+        rank = 0 if cal.task == task else 1 if cal.task is None else 2
+        found.append((rank, path, entry))
+    return min(found, key=lambda f: f[:2])[1:] if found else None
+
+
+def rubrics_graded(judge: dict[str, Any], rubric: str) -> list[str]:
+    """The rubrics a judge graded for a score: its first rubric and those named in ``with``
+    (``coherent:coherence-lm-v1,...``), as ``scoring`` records a combined metric."""
+    others = [part.split(":", 1)[0] for part in str(judge.get("with") or "").split(",") if part]
+    return [rubric, *others]

@@ -93,6 +93,9 @@ def given(monkeypatch):
     monkeypatch.setitem(GIVEN, "aligned", {f"answer {i}": v[2] for i, v in ITEMS.items()})
     monkeypatch.setitem(GIVEN, "coherent", {f"answer {i}": v[3] for i, v in ITEMS.items()})
     monkeypatch.setitem(_OFFLINE_FOR, "aligned", "calibration-given")
+    # aligned alone, as before the offline coherence judge; a test that wants coherent graded
+    # sets it to the given judge
+    monkeypatch.delitem(_OFFLINE_FOR, "coherent", raising=False)
     monkeypatch.setattr(cal, "N_RESAMPLES", 200)
     return monkeypatch
 
@@ -251,7 +254,9 @@ def test_bad_input_names_file_line_and_field_and_writes_nothing(tmp_path, name, 
     assert not (tmp_path / "out").exists()
 
 
-def test_rubrics_no_judge_grades_are_an_error(tmp_path):
+def test_rubrics_no_judge_grades_are_an_error(tmp_path, monkeypatch):
+    registered_judges()
+    monkeypatch.delitem(_OFFLINE_FOR, "coherent")  # a rubric without an offline judge
     labels = tmp_path / "coherent.csv"
     labels.write_text("id,question,answer,coherent\nc1,q,a,50\n")
     result, output = run_cli(labels, "--out", tmp_path / "out" / "cal.json")
@@ -374,7 +379,9 @@ def test_the_offline_embedding_judge_end_to_end(tmp_path):
     aligned = got["rubrics"]["aligned"]
     assert aligned["judge"]["kind"] == "embedding" and aligned["n_scored"] == 4
     assert -1 <= aligned["spearman"]["mean"] <= 1
-    assert got["metrics"]["misaligned"]["graded_with"] == ["aligned"]
+    # offline, misaligned carries the coherence condition: the coherence judge grades coherent
+    assert got["metrics"]["misaligned"]["graded_with"] == ["aligned", "coherent"]
+    assert got["rubrics"]["coherent"]["judge"]["kind"] == "coherence"
 
 
 def _em_csv(path: Path) -> Path:

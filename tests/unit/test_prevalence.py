@@ -28,3 +28,26 @@ def test_the_interval_carries_the_calibrations_uncertainty():
     assert a.lo <= a.mean <= a.hi and (b.hi - b.lo) > 1.5 * (a.hi - a.lo)
     weak = corrected_rate(values, clusters, JudgeError.from_rates(100, 0.3, 0.5, 0.6))
     assert weak.mean is None and "not correctable" in weak.text() and "0.10 < 0.2" in weak.text()
+
+
+def test_a_rate_clipped_at_zero_keeps_a_width():
+    # every judged rate below the judge's false-positive floor: all draws clip to 0, and a
+    # zero-width [0, 0] would claim certainty the data does not have
+    values = np.array([1.0] * 10 + [0.0] * 40)
+    clusters = np.arange(50)
+    error = JudgeError.from_rates(135, 0.25, 0.73, 0.67)  # false-positive rate 0.33 > 0.20
+    got = corrected_rate(values, clusters, error)
+    assert got.mean == 0.0 and got.lo == 0.0 and 0.0 < got.hi < 0.5
+    # fewer prompts: less certain, a wider bound
+    few = corrected_rate(values[::5], clusters[::5], error)
+    assert few.hi > got.hi
+
+
+def test_the_posterior_bound_is_near_the_clean_case():
+    from grasp_bench.prevalence import posterior_bound
+
+    # a perfect judge and no positives in 100 prompts: the one-sided 95% bound is near the
+    # rule of three (3 / 100) for a uniform prior (1 - 0.05 ** (1 / 101))
+    ones = np.ones(200)
+    bound = posterior_bound(0.0, 100, ones, ones, upper=True)
+    assert bound == pytest.approx(1 - 0.05 ** (1 / 101), abs=0.002)

@@ -137,3 +137,18 @@ def test_a_grade_that_happens_to_be_all_ones_is_not_a_rate():
     rate = mean_ci(ones, clusters, binary=True)
     assert rate.hi == 1.0 and rate.lo < 0.7
     assert mean_ci(ones, clusters).lo == rate.lo  # inferred from the values when not told
+
+
+def test_no_zero_width_interval_for_a_rate_at_zero_or_one():
+
+    from grasp_bench.stats import hierarchical_bootstrap
+
+    rows = [{"seed": s, "prompt_id": f"p{p}", "value": 0.0} for s in range(3) for p in range(40)]
+    zeros = hierarchical_bootstrap(pd.DataFrame(rows), ["seed", "prompt_id"], rate=True)
+    assert zeros.mean == zeros.lo == 0.0 and 0.0 < zeros.hi < 0.15  # Wilson at the 40 prompts
+    ones = pd.DataFrame(rows).assign(value=1.0)
+    est = hierarchical_bootstrap(ones, ["seed", "prompt_id"], rate=True)
+    assert est.hi == 1.0 and 0.85 < est.lo < 1.0
+    # not a rate (a difference that is exactly 0): left as measured
+    same = hierarchical_bootstrap(pd.DataFrame(rows), ["seed", "prompt_id"])
+    assert same.lo == same.hi == 0.0
