@@ -12,6 +12,8 @@ comes from the environment (lm-eval calls ``process_results`` once per document)
     GRASP_JUDGE_RUBRICS     openai: rubrics the LLM grades (default: every rubric of the task
                             that has a rubric prompt; the rest keep their offline judges)
     GRASP_JUDGE_CACHE       SQLite cache (default ~/.cache/grasp-bench/judge.sqlite)
+    GRASP_JUDGE_CONCURRENCY openai: judge calls in flight (default 8): a document's repeats
+                            are one batch per rubric, judged concurrently
 
 A metric that could not be scored is left out of the document's results (never 0) and counted
 in ``unscored``, so every aggregate is a mean over scored documents with its stderr. A drift
@@ -75,6 +77,13 @@ def em_question_loader(env_var: str) -> Callable[..., dict[str, Any]]:
     return load
 
 
+def _concurrency() -> int:
+    raw = os.environ.get("GRASP_JUDGE_CONCURRENCY", "8")
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"GRASP_JUDGE_CONCURRENCY must be a positive integer, not {raw!r}")
+    return int(raw)
+
+
 def judge_config_from_env(rubrics: list[str]) -> JudgeConfig:
     """The experiment-style judge config the environment describes (see the module doc)."""
     kind = os.environ.get("GRASP_JUDGE", "offline")
@@ -96,7 +105,7 @@ def judge_config_from_env(rubrics: list[str]) -> JudgeConfig:
         base_url=base_url,
         model=model,
         rubrics=chosen,
-        concurrency=1,
+        concurrency=_concurrency(),
         api_key_env=os.environ.get("GRASP_JUDGE_API_KEY_ENV", "OPENAI_API_KEY"),
     )
 

@@ -143,6 +143,7 @@ def collect(root: Path, calibrations: dict[str, CalibrationFile] | None = None) 
                 "drift_calibration": "; ".join(text for text, _ in cals),
                 "drift_calibration_file": "; ".join(path or "" for _, path in cals),
                 "drift_calibrations": cals,
+                "judge_canaries": "; ".join(s.judge_canaries),
                 "task_metric": s.task_metric or get_task(s.task).task_metric.name,
                 "task_judge": s.task_judge or "",
                 "task_calibration": "; ".join(text for text, _ in task_cals),
@@ -316,6 +317,13 @@ def _columns(task: str) -> list[Column]:
             "ranked together.",
         ),
         Column(
+            "judge canaries",
+            "Each LLM-judged rubric's fixed canary answers, graded at the run's start against"
+            " the same judge's first grades: stable, or JUDGE CHANGED with the canaries that"
+            " moved (an API model updated behind its name, another template or server);"
+            " 'none' where only offline judges graded.",
+        ),
+        Column(
             f"{drift.name} corrected for the judge",
             "The drift rate corrected for its judge's sensitivity and specificity at the"
             " metric's threshold (Rogan-Gladen, from the judge's calibration of this metric),"
@@ -356,6 +364,13 @@ def _columns(task: str) -> list[Column]:
     ]
 
 
+def _canaries(lines: str) -> str:
+    """The canary check as a reader should see it: a drifted judge is loud."""
+    if not lines:
+        return "none"
+    return f"JUDGE CHANGED: {lines}" if "drifted" in lines else lines
+
+
 def _cells(r: pd.Series) -> list[Cell]:
     seeds = r.seeds.split(",")
     calibrations = tuple(Link(text, path) for text, path in r.drift_calibrations)
@@ -370,6 +385,7 @@ def _cells(r: pd.Series) -> list[Cell]:
         ),
         Cell(_fmt(r.drift, r.drift_lo, r.drift_hi), sort=r.drift),
         Cell(r.drift_judge or "n/a", notes=calibrations),
+        Cell(_canaries(r.get("judge_canaries") or "")),
         Cell(r.drift_corrected),
         Cell(_fmt(r.task_score, r.task_lo, r.task_hi), sort=r.task_score),
         Cell(r.task_judge or "n/a", notes=tuple(Link(t, p) for t, p in r.task_calibrations)),

@@ -71,6 +71,11 @@ class Summary(Strict):
     task_judge: str | None = Field(None, description="The judge(s) that made the task score.")
     coherence: Estimate | None = None
     unscored_share: float = Field(ge=0, le=1)
+    judge_canaries: list[str] = Field(
+        default_factory=list,
+        description="The run's canary check per LLM-judged rubric ('aligned: canaries stable',"
+        " or 'drifted' with the canaries that moved); empty where no LLM judge graded.",
+    )
 
 
 def write_json_schemas(out_dir: Path) -> list[Path]:

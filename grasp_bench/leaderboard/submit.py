@@ -117,6 +117,7 @@ def _write_submissions(run_dir: Path, board_dir: Path, methods: list[str] | None
             backend=mine[0]["backend"],
             n_samples=len(samples),
             **summarise(task, samples),
+            judge_canaries=report["meta"].get("judge_canaries", []),
         )
         out = Path(board_dir) / "submissions" / task / method / slug(model)
         escape = _escapes(out, Path(board_dir))

@@ -129,7 +129,7 @@ def test_sorting_and_seeds_as_a_count(page):
     seeds = page.locator("#task-toy th", has_text="seeds")
     seeds.click()
     assert _column(page, "toy", "seeds") == ["1", "1", "1", "1", "3", "3"]
-    cell = page.locator("#task-toy tbody tr", has_text="small").first.locator("td").nth(10)
+    cell = page.locator("#task-toy tbody tr", has_text="small").first.locator("td").nth(11)
     assert cell.inner_text() == "3" and cell.get_attribute("title") == "seeds 0, 1, 2"
 
 

@@ -50,3 +50,20 @@ def test_a_file_that_is_not_lm_eval_samples_is_named(tmp_path):
     unnamed.write_text("")
     got = CliRunner().invoke(app, ["judge", "lm-eval", str(unnamed)])
     assert got.exit_code == 2 and "--task" in got.output
+
+
+def test_lm_eval_judges_a_documents_repeats_concurrently(monkeypatch):
+    """lm-eval calls process_results once per document; its repeats are one batch per rubric,
+    and the judge config the environment gives keeps several of them in flight."""
+
+    from grasp_bench.lm_eval_support import judge_config_from_env
+
+    monkeypatch.setenv("GRASP_JUDGE", "openai")
+    monkeypatch.setenv("GRASP_JUDGE_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("GRASP_JUDGE_MODEL", "judge")
+    assert judge_config_from_env(["aligned"]).concurrency == 8
+    monkeypatch.setenv("GRASP_JUDGE_CONCURRENCY", "3")
+    assert judge_config_from_env(["aligned"]).concurrency == 3
+    monkeypatch.setenv("GRASP_JUDGE_CONCURRENCY", "0")
+    with pytest.raises(ValueError, match="GRASP_JUDGE_CONCURRENCY"):
+        judge_config_from_env(["aligned"])

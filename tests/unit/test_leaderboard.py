@@ -483,3 +483,44 @@ def test_drift_is_shown_corrected_for_its_calibrated_judge_or_not_correctable(bo
     assert collect(board).drift_corrected.str.startswith("not correctable (sens + spec").all()
     build_board(board)
     assert "persona corrected for the judge" in (board / "README.md").read_text()
+
+
+def test_a_metric_calibration_is_used_only_for_scores_graded_the_same_way(board):
+    """misaligned with a coherence judge is another decision than without: a calibration made
+    with both rubrics graded does not correct scores graded with the first rubric alone."""
+    import json as _json
+
+    path = write_calibration(board)
+    data = _json.loads(path.read_text())
+    iv = lambda m: {"mean": m, "lo": m, "hi": m}  # noqa: E731
+    data["metrics"]["persona"] = {
+        "n": 120,
+        "recall": iv(0.8),
+        "specificity": iv(0.9),
+        "reference_rate": iv(0.3),
+        "graded_with": ["persona", "x"],
+    }
+    path.write_text(_json.dumps(data))
+    got = collect(board).drift_corrected
+    assert got.str.startswith(
+        "not correctable (no calibration of this metric graded on persona)"
+    ).all()
+    data["metrics"]["persona"]["graded_with"] = ["persona"]
+    path.write_text(_json.dumps(data))
+    assert not collect(board).drift_corrected.str.startswith("not correctable").any()
+
+
+def test_a_drifted_judge_canary_is_carried_to_the_board_loudly(tmp_path):
+    from grasp_bench.leaderboard.submit import run_submissions
+
+    run = _fake_run(tmp_path / "run", "toy", ["base", "lora"])
+    results = json.loads((run / "report/results.json").read_text())
+    results["meta"]["judge_canaries"] = ["persona: canaries drifted (canary 2: 90 -> 40)"]
+    (run / "report/results.json").write_text(json.dumps(results))
+    board = tmp_path / "board"
+    run_submissions(run, board)
+    summary = json.loads((board / "submissions/toy/lora/tiny/summary.json").read_text())
+    assert summary["judge_canaries"] == ["persona: canaries drifted (canary 2: 90 -> 40)"]
+    assert not any(validate_all(board).values())
+    build_board(board)
+    assert "JUDGE CHANGED: persona: canaries drifted" in (board / "README.md").read_text()
