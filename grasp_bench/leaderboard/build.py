@@ -18,7 +18,6 @@ from grasp_bench.effect_gate import effect_gate
 from grasp_bench.judge.base import judge_name
 from grasp_bench.leaderboard.calibration import (
     NOT_CALIBRATED,
-    Calibration,
     CalibrationFile,
     find_calibration,
     find_metric_calibration,
@@ -89,16 +88,8 @@ def _calibrations(
     out = []
     for identity in identities:
         rubric = metric.rubrics[0]
-        # the file that calibrated this metric as it was graded (with or without coherence)
-        # first, so the calibration shown is the one the corrected rate uses
-        matched = find_metric_calibration(
-            files, identity, rubric, metric.name, task, rubrics_graded(identity, rubric)
-        )
-        if matched:
-            path = matched[0]
-            cal = Calibration(path, files[path].task, rubric, files[path].rubrics[rubric])
-        else:
-            cal = find_calibration(files, identity, rubric, task)
+        graded = rubrics_graded(identity, rubric)
+        cal = find_calibration(files, identity, rubric, task, metric.name, graded)
         text, path = (cal.summary(), cal.path) if cal else (NOT_CALIBRATED, None)
         if len(identities) > 1:  # a row whose drift several judges made names each
             text = f"{judge_name(identity)}: {text}"

@@ -152,21 +152,46 @@ def same_judge(scored: dict[str, Any], calibrated: dict[str, Any]) -> bool:
     return all(same(k) for k in _COMPARED_WHERE_PRESENT if k in scored and k in calibrated)
 
 
-def find_calibration(
+def _candidates(
     files: dict[str, CalibrationFile], judge: dict[str, Any], rubric: str, task: str
-) -> Calibration | None:
-    """The calibration of this judge on this rubric: from a file for this task first, then
-    from a task-free one, then from any (in file-name order within each). An identity without
-    a rubric graded the one asked for (a metric's score carries its first rubric's judge)."""
+) -> list[tuple[str, CalibrationFile]]:
+    """Every file that calibrated this judge on this rubric, best first: a file for this task,
+    then a task-free one, then any (in file-name order within each). An identity without a
+    rubric graded the one asked for (a metric's score carries its first rubric's judge)."""
     scored = {"rubric": rubric, **judge}
     found = []
     for path, cal in files.items():
         result = cal.rubrics.get(rubric)
         if result is None or not same_judge(scored, {"rubric": rubric, **result.judge}):
             continue
-        rank = 0 if cal.task == task else 1 if cal.task is None else 2
-        found.append((rank, path, Calibration(path, cal.task, rubric, result)))
-    return min(found, key=lambda f: f[:2])[2] if found else None
+        found.append((0 if cal.task == task else 1 if cal.task is None else 2, path, cal))
+    return [(path, cal) for _, path, cal in sorted(found, key=lambda f: f[:2])]
+
+
+def _graded_as(entry: MetricCalibration | None, rubric: str, graded_with: list[str]) -> bool:
+    """The metric was calibrated with the rubrics the scores were graded with: misaligned with
+    a coherence judge is another decision than without."""
+    return entry is not None and sorted(entry.graded_with or [rubric]) == sorted(graded_with)
+
+
+def find_calibration(
+    files: dict[str, CalibrationFile],
+    judge: dict[str, Any],
+    rubric: str,
+    task: str,
+    metric: str | None = None,
+    graded_with: list[str] | None = None,
+) -> Calibration | None:
+    """The calibration of this judge on this rubric (``_candidates``' best); with ``metric``
+    and ``graded_with``, a file that calibrated that metric as the scores were graded comes
+    first, so the calibration shown is the one a corrected rate uses."""
+    found = _candidates(files, judge, rubric, task)
+    if metric and graded_with:
+        found.sort(key=lambda f: not _graded_as(f[1].metrics.get(metric), rubric, graded_with))
+    if not found:
+        return None
+    path, cal = found[0]
+    return Calibration(path, cal.task, rubric, cal.rubrics[rubric])
 
 
 def find_metric_calibration(
@@ -179,21 +204,12 @@ def find_metric_calibration(
 ) -> tuple[str, MetricCalibration] | None:
     """The file and entry calibrating ``metric`` for the judge that graded its first rubric;
     with ``graded_with`` (the rubrics a judge graded for the scores), only an entry calibrated
-    on the same rubrics: misaligned with a coherence judge is another decision than without."""
-    scored = {"rubric": rubric, **judge}
-    found = []
-    for path, cal in files.items():
-        result = cal.rubrics.get(rubric)
+    on the same rubrics."""
+    for path, cal in _candidates(files, judge, rubric, task):
         entry = cal.metrics.get(metric)
-        if result is None or entry is None:
-            continue
-        if not same_judge(scored, {"rubric": rubric, **result.judge}):
-            continue
-        if graded_with is not None and sorted(entry.graded_with or [rubric]) != sorted(graded_with):
-            continue
-        rank = 0 if cal.task == task else 1 if cal.task is None else 2
-        found.append((rank, path, entry))
-    return min(found, key=lambda f: f[:2])[1:] if found else None
+        if entry is not None and (graded_with is None or _graded_as(entry, rubric, graded_with)):
+            return path, entry
+    return None
 
 
 def rubrics_graded(judge: dict[str, Any], rubric: str) -> list[str]:
