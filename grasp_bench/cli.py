@@ -519,60 +519,19 @@ def judge_fit_coherence(
     with `judge calibrate ... --part test`, on answers it was not fitted on."""
     import shlex
 
-    import yaml
-
-    from grasp_bench.judge.coherence import CoherenceFile, FittedOn, fit
-    from grasp_bench.judge.labels import load_labels, split_part
-    from grasp_bench.store import atomic_write_text
+    from grasp_bench.judge.coherence import fit_from_labels, write_coherence
 
     try:
-        parts = [split_part(load_labels(p), part) for p in labels]
-        items = [
-            (i.question, i.answer, i.labels["coherent"])
-            for lf in parts
-            for i in lf.items
-            if i.labels.get("coherent") is not None
-        ]
-        if not items:
-            named = ", ".join(map(str, labels))
-            raise ConfigError(f"no coherent labels in the {part} part of {named}")
-        intercept, weights = fit(items, scorer)
+        spec = fit_from_labels(labels, part, scorer, version)
     except (ConfigError, ValueError) as exc:
         _fail(exc)
-    spec = CoherenceFile(
-        version=version,
-        scorer=scorer,
-        intercept=intercept,
-        features=weights,
-        fitted_on=[
-            FittedOn(
-                path=str(lf.path),
-                sha256=lf.sha256,
-                part=lf.part,
-                n=sum(i.labels.get("coherent") is not None for i in lf.items),
-            )
-            for lf in parts
-        ],
-        command=shlex.join(
-            [
-                "grasp-bench",
-                "judge",
-                "fit-coherence",
-                *map(str, labels),
-                "--version",
-                str(version),
-                "--out",
-                str(out),
-                "--part",
-                part,
-                "--scorer",
-                scorer,
-            ]
-        ),
+    options = ["--version", str(version), "--out", str(out), "--part", part, "--scorer", scorer]
+    spec.command = shlex.join(
+        ["grasp-bench", "judge", "fit-coherence", *map(str, labels), *options]
     )
-    text = "# Fitted by grasp-bench judge fit-coherence (see grasp_bench/judge/coherence.py).\n"
-    atomic_write_text(out, text + yaml.safe_dump(spec.model_dump(), sort_keys=False))
-    typer.echo(f"coherence judge v{version}: {len(items)} items, written to {out}")
+    write_coherence(spec, out)
+    n = sum(f.n for f in spec.fitted_on)
+    typer.echo(f"coherence judge v{version}: {n} items, written to {out}")
 
 
 @judge_app.command("lm-eval")

@@ -95,20 +95,17 @@ class Scorer:
     make a grade depend on the other answers graded with it)."""
 
     def __init__(self, model_ref: str):
-        import torch
-
         from grasp_bench.hf import load_base
         from grasp_bench.models import resolve_model
 
-        self.ref = model_ref
         self.model, self.tokenizer = load_base(resolve_model(model_ref))
         self.model.eval()
-        self._torch = torch
 
     def nll(self, question: str, answer: str) -> float:
+        import torch
+
         from grasp_bench.hf import encode_chat
 
-        torch = self._torch
         messages = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
         ids, labels = encode_chat(self.tokenizer, messages, 10**6)
         start = next((i for i, x in enumerate(labels) if x != -100), len(ids))
@@ -186,6 +183,37 @@ def fit(
         for f, m, s, w in zip(FEATURES, mean, scale, model.coef_[0], strict=True)
     ]  # fmt: skip
     return round(float(model.intercept_[0]), 6), weights
+
+
+def fit_from_labels(label_files: list[Path], part: str, scorer: str, version: int) -> CoherenceFile:
+    """A judge fitted on the ``part`` (dev) of reference label files' coherent labels, naming
+    each file, its digest and how many of its labels it used."""
+    from grasp_bench.config import ConfigError
+    from grasp_bench.judge.labels import load_labels, split_part
+
+    parts = [split_part(load_labels(p), part) for p in label_files]
+    labelled = [[i for i in lf.items if i.labels.get("coherent") is not None] for lf in parts]
+    items = [(i.question, i.answer, i.labels["coherent"]) for rows in labelled for i in rows]
+    if not items:
+        named = ", ".join(map(str, label_files))
+        raise ConfigError(f"no coherent labels in the {part} part of {named}")
+    intercept, weights = fit(items, scorer)
+    fitted_on = [
+        FittedOn(path=str(lf.path), sha256=lf.sha256, part=lf.part, n=len(rows))
+        for lf, rows in zip(parts, labelled, strict=True)
+    ]
+    return CoherenceFile(
+        version=version, scorer=scorer, intercept=intercept, features=weights, fitted_on=fitted_on
+    )
+
+
+def write_coherence(spec: CoherenceFile, out: Path) -> None:
+    import yaml
+
+    from grasp_bench.store import atomic_write_text
+
+    text = "# Fitted by grasp-bench judge fit-coherence (see grasp_bench/judge/coherence.py).\n"
+    atomic_write_text(out, text + yaml.safe_dump(spec.model_dump(), sort_keys=False))
 
 
 def identity(spec: CoherenceFile) -> dict[str, Any]:
