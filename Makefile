@@ -25,6 +25,8 @@ BOARD_RUNS ?= toy-compare board-insecure-code board-medical board-financial plan
 # seed-level report (hierarchical intervals, effect gate) is a section of the board.
 IMPLICIT_RUNS ?= implicit-pirate-wide implicit-pirate-l20 implicit-cowboy-wide
 REMOVAL_RUNS ?= implicit-removal-pirate-wide
+# held-out teachers of the removal study (arms fixed by a rule on pirate-wide), one report each
+HELDOUT_TEACHERS ?= cowboy-wide
 board: install
 	$(BIN)/grasp-bench model prepare
 	for run in $(BOARD_RUNS); do \
@@ -39,6 +41,11 @@ board: install
 	  $(BIN)/grasp-bench run experiments/$$run.yaml || exit 1; \
 	done
 	$(BIN)/grasp-bench implicit-removal $(addprefix runs/,$(REMOVAL_RUNS)) --out leaderboard/positive_control
+	for t in $(HELDOUT_TEACHERS); do \
+	  $(BIN)/grasp-bench run experiments/implicit-removal-$$t.yaml && \
+	  $(BIN)/grasp-bench implicit-removal runs/implicit-removal-$$t \
+	    --out leaderboard/positive_control/held-out-$$t || exit 1; \
+	done
 	$(BIN)/grasp-bench leaderboard build leaderboard
 
 # Every performance benchmark, one at a time (19 min on 2 cores of an AMD EPYC), then bench/results/latest.md.
