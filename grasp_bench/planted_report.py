@@ -260,8 +260,8 @@ def report_run(
 
     scores = read_jsonl(run.scores)
     per_seed = seed_table(scores)
-    prompts_of = {
-        split: len({r["prompt_id"] for r in scores if r["split"] == split})
+    prompts_of = {  # 0 (no widening) where records carry no prompt ids
+        split: len({r["prompt_id"] for r in scores if r["split"] == split and "prompt_id" in r})
         for split in ("drift", "task")
     }
     ident_t = pd.concat(ident, ignore_index=True)
