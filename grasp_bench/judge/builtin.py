@@ -116,7 +116,7 @@ class CoherenceJudge(Judge):
         from grasp_bench.judge.coherence import grade
 
         ident = self.identity()
-        return [Score(grade(self._spec, i.question, i.answer)[0], None, ident) for i in items]
+        return [Score(grade(self._spec, i.question, i.answer), None, ident) for i in items]
 
 
 @register_judge("openai")

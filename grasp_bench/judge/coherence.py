@@ -148,13 +148,12 @@ def probability(spec: CoherenceFile, feats: dict[str, float]) -> float:
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def grade(spec: CoherenceFile, question: str, answer: str) -> tuple[float, dict[str, float]]:
-    """The 0-100 grade and the features it was made from (rounded: a grade must not change in
-    the last digits with the BLAS path)."""
+def grade(spec: CoherenceFile, question: str, answer: str) -> float:
+    """The 0-100 grade, rounded: a grade must not change in the last digits with the BLAS
+    path. An empty answer is 0 (not coherent)."""
     if not answer.strip():
-        return 0.0, {}
-    feats = features(question, answer, spec.scorer)
-    return round(100.0 * probability(spec, feats), 6), {k: round(v, 6) for k, v in feats.items()}
+        return 0.0
+    return round(100.0 * probability(spec, features(question, answer, spec.scorer)), 6)
 
 
 def fit(
