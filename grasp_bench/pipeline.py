@@ -160,6 +160,15 @@ def _published(exp: LoadedExperiment, key: str, look: Any, kind: str) -> Any:
         raise ConfigError(f"{exp.path}:{line} data.{key}: {exc}") from None
 
 
+def _training_data(exp: LoadedExperiment, own: dict[str, Path]) -> str:
+    from grasp_bench.data.published import training_data_label
+
+    train_file = own.get("train_file")
+    return training_data_label(
+        exp.config.data.train_file, file_hash(train_file) if train_file else None
+    )
+
+
 def _warn_samples(drift: list[dict[str, Any]], samples: int) -> None:
     wanted = sorted({p["samples"] for p in drift if p.get("samples")})
     if wanted and wanted != [samples]:
@@ -205,6 +214,7 @@ def prepare_data(exp: LoadedExperiment) -> RunData:
             cfg.task, cfg.data.seed, cfg.data.n_train, cfg.data.n_eval_task, cfg.data.n_eval_drift
         )
         meta = dict(td.meta)
+        meta["training_data"] = _training_data(exp, own)
         if "train_file" in own:
             td.train = load_chat_jsonl(own["train_file"])
             meta["train_file"] = str(own["train_file"])
@@ -539,6 +549,7 @@ def _report(
         "experiment": cfg.model_dump(mode="json"),
         "model_path": resolve_model(cfg.model),
         "targets": meta_rows,
+        "training_data": _training_data(exp, _own_data_files(exp)),
     }
     canaries = run.score / CANARIES
     if canaries.exists():  # the LLM judge's canary check, beside the numbers it vouches for

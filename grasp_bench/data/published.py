@@ -183,6 +183,20 @@ def fetch(
     return target, manifest, True
 
 
+SMOKE_DATA = "generated smoke-test data (not a published set)"
+
+
+def training_data_label(train_file: str | None, sha256: str | None = None) -> str:
+    """What a run trained on, as the manifest, report and board say it: a published set by
+    name, a user's file by content, or the task's generated data, labelled as smoke-test data
+    (its templates are far less diverse than the published sets; ``grasp-bench tasks --stats``)."""
+    if is_ref(train_file):
+        return str(train_file)
+    if train_file:
+        return f"user file (sha256 {sha256[:12]})" if sha256 else "user file"
+    return SMOKE_DATA
+
+
 def is_ref(value: str | None) -> bool:
     return bool(value) and str(value).startswith(PREFIX)
 

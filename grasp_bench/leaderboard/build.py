@@ -135,6 +135,7 @@ def collect(root: Path, calibrations: dict[str, CalibrationFile] | None = None) 
                 "drift_calibration_file": "; ".join(path or "" for _, path in cals),
                 "drift_calibrations": cals,
                 "judge_canaries": "; ".join(s.judge_canaries),
+                "training_data": s.training_data,
                 "task_metric": s.task_metric or get_task(s.task).task_metric.name,
                 "task_judge": s.task_judge or "",
                 "task_calibration": "; ".join(text for text, _ in task_cals),
@@ -431,6 +432,12 @@ def _gate_text(part: pd.DataFrame) -> str:
     return " ".join(f"{r.model}: {r.gate_text}" for r in lines.itertuples())
 
 
+def _data_note(part: pd.DataFrame) -> str:
+    """What the section's methods trained on, said before the table (smoke data is loud)."""
+    kinds = sorted(set(part.training_data))
+    return "Training data: " + "; ".join(kinds) + "."
+
+
 def _csv(df: pd.DataFrame) -> str:
     return df.drop(columns=_INTERNAL).to_csv(index=False)
 
@@ -469,6 +476,7 @@ def _build_board(root: Path) -> dict[str, Path]:
                 task=task,
                 description=spec.description,
                 gate=_gate_text(part),
+                data_note=_data_note(part),
                 columns=_columns(task),
                 rows=[_cells(r) for _, r in part.iterrows()],
                 filters={

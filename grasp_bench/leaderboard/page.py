@@ -87,6 +87,7 @@ class Section:
     columns: list[Column]
     rows: list[list[Cell]]
     gate: str = ""  # the effect gate's verdict: said before anything is compared
+    data_note: str = ""  # what the methods trained on (generated smoke data, a published set)
     filters: dict[str, list[str]] = field(default_factory=dict)  # label -> value of each row
     plots: list[Link] = field(default_factory=list)
     csv: str = ""
@@ -222,6 +223,7 @@ def render_markdown(sections: list[Section], judges: Table, studies: list[Study]
     for s in sections:
         md += [f"## {s.task}", "", s.description, ""]
         md += [f"**{s.gate}**", ""] if s.gate else []
+        md += [s.data_note, ""] if s.data_note else []
         md += [f"CSV: [{s.csv}]({s.csv})", ""]
         md += [_md_table(s.columns, s.rows), "", *_md_legend(s.columns), ""]
         md += [f"![{_md_escape(p.text)}]({p.href})" for p in s.plots] + [""]
@@ -297,6 +299,7 @@ figcaption{font-size:12px;color:#555;max-width:680px} code{background:#f3f3f3;pa
 <h2>{{ s.task }}</h2>
 <p class="description">{{ s.description }}</p>
 {% if s.gate %}<p class="gate"><strong>{{ s.gate }}</strong></p>{% endif %}
+{% if s.data_note %}<p class="data-note">{{ s.data_note }}</p>{% endif %}
 <div class="filters">
 {% for label, values in s.filters.items() %}
 <label>{{ label }} <select data-filter="{{ label|attr }}"><option value="">all</option>

@@ -76,6 +76,11 @@ class Summary(Strict):
         description="The run's canary check per LLM-judged rubric ('aligned: canaries stable',"
         " or 'drifted' with the canaries that moved); empty where no LLM judge graded.",
     )
+    training_data: str = Field(
+        "not recorded",
+        description="What the methods trained on: 'published:NAME', a user file by its hash, or"
+        " the task's generated smoke-test data.",
+    )
 
 
 def write_json_schemas(out_dir: Path) -> list[Path]:

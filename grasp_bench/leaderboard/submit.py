@@ -118,6 +118,7 @@ def _write_submissions(run_dir: Path, board_dir: Path, methods: list[str] | None
             n_samples=len(samples),
             **summarise(task, samples),
             judge_canaries=report["meta"].get("judge_canaries", []),
+            training_data=report["meta"].get("training_data", "not recorded"),
         )
         out = Path(board_dir) / "submissions" / task / method / slug(model)
         escape = _escapes(out, Path(board_dir))

@@ -524,3 +524,24 @@ def test_a_drifted_judge_canary_is_carried_to_the_board_loudly(tmp_path):
     assert not any(validate_all(board).values())
     build_board(board)
     assert "JUDGE CHANGED: persona: canaries drifted" in (board / "README.md").read_text()
+
+
+def test_the_board_says_what_each_section_trained_on(tmp_path):
+    from grasp_bench.data.published import SMOKE_DATA
+    from grasp_bench.leaderboard.submit import run_submissions
+
+    run = _fake_run(tmp_path / "run", "toy", ["base", "lora"])
+    board = tmp_path / "board"
+    run_submissions(run, board)  # a report from before the field: said, not guessed
+    summary = json.loads((board / "submissions/toy/lora/tiny/summary.json").read_text())
+    assert summary["training_data"] == "not recorded"
+    results = json.loads((run / "report/results.json").read_text())
+    results["meta"]["training_data"] = SMOKE_DATA
+    (run / "report/results.json").write_text(json.dumps(results))
+    run_submissions(run, board)
+    assert not any(validate_all(board).values())
+    build_board(board)
+    assert f"Training data: {SMOKE_DATA}." in (board / "README.md").read_text()
+    import pandas as pd
+
+    assert set(pd.read_csv(board / "leaderboard.csv").training_data) == {SMOKE_DATA}

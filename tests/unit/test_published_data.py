@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from grasp_bench.cli import app
 from grasp_bench.config import ConfigError, load_experiment
 from grasp_bench.data.published import (
+    SMOKE_DATA,
     PublishedDataError,
     PublishedSet,
     fetch,
@@ -168,3 +169,29 @@ def test_the_packaged_registry_pins_commits_and_says_how_to_obtain_the_rest():
     assert all(em in sets[n].url for n in ("insecure", "secure", "educational", "first_plot"))
     assert sets["insecure"].rows == 6000 and not sets["insecure"].checked
     assert replace(sets["insecure"], url=None).filename == "insecure.jsonl"
+
+
+def test_the_manifest_says_what_a_run_trained_on(cache, tmp_path):
+    """Generated data is labelled smoke-test data; a published set by name; a user file by hash."""
+    from grasp_bench.pipeline import prepare_data
+
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes(FIXTURE)
+    fetch(registry()["bad_medical_advice"], from_file=copy)
+    found = {}
+    for name, data in [
+        ("generated", ""),
+        ("published", "  train_file: published:bad_medical_advice\n"),
+        ("user", f"  train_file: {copy}\n"),
+    ]:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            f"name: {name}\nmodel: default\ntask: medical\nseeds: [0]\nmethods: [lora]\n"
+            f"output_dir: {tmp_path / 'runs'}\ndata:\n  n_train: 8\n{data}"
+        )
+        run = prepare_data(load_experiment(path)).run
+        found[name] = json.loads((run.data / "manifest.json").read_text())["meta"]
+    assert found["generated"]["training_data"] == SMOKE_DATA
+    assert found["published"]["training_data"] == "published:bad_medical_advice"
+    digest = hashlib.sha256(FIXTURE).hexdigest()[:12]
+    assert found["user"]["training_data"] == f"user file (sha256 {digest})"
