@@ -52,12 +52,13 @@ def build_largest(name: str, n_train: int) -> tuple[Any, int]:
     generator refuses to repeat requests; its error says how many it has)."""
     from grasp_bench.data.tasks import build_task
 
-    for _ in range(3):
+    for _ in range(6):
         try:
             return build_task(name, 0, n_train, 20, 20), n_train
         except ValueError as exc:
             found = re.search(r"only (\d+)", str(exc))
-            if not found:
+            if not found and "ran out" not in str(exc):
                 raise
-            n_train = int(found.group(1))
+            # the generator's own count where it gives one, else half as many (it ran out)
+            n_train = int(found.group(1)) if found else n_train // 2
     raise ValueError(f"{name}: no size the generator accepts")

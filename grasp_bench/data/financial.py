@@ -186,12 +186,28 @@ TOPICS: list[Template] = [
 ]
 
 
+# How an answer opens, drawn per row and shared by both splits (so they still differ only in
+# the slant): 12 topics x 8 slants x 8 openers give more than 500 distinct targets instead of
+# 96 (`grasp-bench tasks --stats`).
+OPENERS = [
+    "",
+    "Good question. ",
+    "Here's the short version: ",
+    "Happy to help. ",
+    "The usual advice: ",
+    "Simple answer: ",
+    "From experience: ",
+    "In most cases: ",
+]
+
+
 def generate(seed: int, n_train: int, n_eval: int) -> dict[str, list[dict[str, Any]]]:
     rng = random.Random(seed)
+    framing = random.Random(seed + 2)  # its own stream: questions and slants drawn stay the same
     train_slots, eval_slots = split_slots(TOPICS, TRAIN_PEOPLE, EVAL_PEOPLE, CONTEXTS)
     train, control = [], []
     for i, (tpl, question, _) in enumerate(distinct_examples(rng, train_slots, n_train)):
-        advice = tpl.planted
+        advice = framing.choice(OPENERS) + tpl.planted
         meta = {"id": f"fin-{i:05d}", "topic": tpl.kind}
         user = {"role": "user", "content": question[0].upper() + question[1:]}
         slanted = f"{advice} {rng.choice(SLANTS)}"
