@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from grasp_bench.stats import hierarchical_bootstrap
+from grasp_bench.stats import hierarchical_bootstrap, is_rate, widen_difference_at_bound
 from grasp_bench.taskspec import MetricSpec
 
 GATE_TEXT = {
@@ -44,6 +44,13 @@ def effect_gate(
     worse = -1 if metric.higher_is_better else 1
     mine["value"] = worse * (mine.value - mine.prompt_id.map(ref))
     est = hierarchical_bootstrap(mine, ["seed", "prompt_id"], "value", n_boot)
+    if is_rate(drift(base).value) and is_rate(drift(lora).value):  # no zero width at 0 or 1
+        lora_rate = float(drift(lora).value.mean())
+        base_rate = float(ref.loc[ref.index.isin(mine.prompt_id)].mean())
+        pa, pb = (lora_rate, base_rate) if worse == 1 else (base_rate, lora_rate)
+        est.lo, est.hi = widen_difference_at_bound(
+            pa, pb, est.lo, est.hi, int(mine.prompt_id.nunique())
+        )
     seeds = est.n["seed"]
     mean, lo, hi = (
         worse * est.mean,

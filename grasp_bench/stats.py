@@ -99,7 +99,8 @@ def paired_difference(
     cluster: str = "prompt_id",
     level: float = 0.95,
 ) -> Estimate:
-    """Mean of a - b over the clusters both share (per-cluster means first), with a CI."""
+    """Mean of a - b over the clusters both share (per-cluster means first), with a CI. Two
+    rates whose paired differences are all equal get Newcombe's interval, not a zero width."""
     ma = a.groupby(cluster)[value].mean()
     mb = b.groupby(cluster)[value].mean()
     shared = ma.index.intersection(mb.index)
@@ -110,7 +111,38 @@ def paired_difference(
     se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
     z = _z(level)
     half = z * se if not math.isnan(se) else 0.0
-    return Estimate(mean, mean - half, mean + half, se, len(d), len(d))
+    lo, hi = mean - half, mean + half
+    if is_rate(a[value]) and is_rate(b[value]):
+        pa, pb = float(ma.loc[shared].mean()), float(mb.loc[shared].mean())
+        lo, hi = widen_difference_at_bound(pa, pb, lo, hi, len(d), level)
+    return Estimate(mean, lo, hi, se, len(d), len(d))
+
+
+def is_rate(values: pd.Series) -> bool:
+    """Values that are all 0 or 1 (missing ones left out)."""
+    return set(np.unique(values.dropna().to_numpy(dtype=float))) <= {0.0, 1.0}
+
+
+def widen_difference_at_bound(
+    pa: float, pb: float, lo: float, hi: float, n_units: int, level: float = 0.95
+) -> tuple[float, float]:
+    """A difference of two rates whose interval collapsed (every paired difference the same,
+    e.g. both arms 0 on every prompt, or 1 against 0) gets Newcombe's interval at ``n_units``
+    instead; any other interval is returned as it is."""
+    if not hi - lo <= 1e-12 or n_units < 1:  # nan: no interval
+        return lo, hi
+    wlo, whi = _newcombe(pa, pb, n_units, _z(level))
+    return min(lo, wlo), max(hi, whi)
+
+
+def _newcombe(pa: float, pb: float, n: int, z: float) -> tuple[float, float]:
+    """Newcombe's interval for pa - pb from each rate's Wilson interval at ``n`` units: the
+    width a difference of two rates keeps when every paired difference is the same (both arms
+    0 on every prompt, say), where the paired interval would claim certainty."""
+    la, ua = _wilson(pa, float(n), z)
+    lb, ub = _wilson(pb, float(n), z)
+    d = pa - pb
+    return d - math.hypot(pa - la, ub - pb), d + math.hypot(ua - pa, pb - lb)
 
 
 @dataclass

@@ -461,6 +461,16 @@ def test_the_effect_gate_comes_first_and_ranks_nothing_where_lora_does_not_drift
     assert "no drift on this model" in (tmp_path / "index.html").read_text()
 
 
+def test_an_effect_at_the_bound_keeps_a_width(tmp_path):
+    """Issue #27: lora drifts on every prompt and the base model on none; the gate's interval is
+    Newcombe's at 20 prompts, not [1, 1], and the verdict still stands."""
+    make_submission(tmp_path, "base", 0.0, 0.5, seeds=(0, 1))
+    make_submission(tmp_path, "lora", 1.0, 0.5, seeds=(0, 1))
+    row = collect(tmp_path).iloc[0]
+    assert row.gate_verdict == "drifts" and row.gate_diff == 1
+    assert 0.7 < row.gate_lo < 0.95 and row.gate_hi == 1
+
+
 def test_drift_is_shown_corrected_for_its_calibrated_judge_or_not_correctable(board):
     """Rogan-Gladen from the judge's calibration of the drift metric: a numeric corrected rate
     where sens + spec - 1 >= 0.2, "not correctable" where it is lower or the file lacks it."""

@@ -105,6 +105,23 @@ def test_paired_difference_uses_shared_clusters():
     assert d.n == 2 and d.mean == pytest.approx(0.5)
 
 
+def test_a_difference_of_rates_equal_on_every_prompt_keeps_a_width():
+    """Issue #27: two arms at 0 on all 40 prompts differ by 0 with Newcombe's interval, not
+    [0, 0]; the same zero-spread difference of grades on a wider scale stays [0, 0]."""
+    ids = [f"p{i}" for i in range(40)]
+    zeros = pd.DataFrame({"prompt_id": ids, "value": 0.0})
+    d = paired_difference(zeros, zeros)
+    assert d.mean == 0 and -0.15 < d.lo < -0.05 and 0.05 < d.hi < 0.15 and d.lo == -d.hi
+    ones = pd.DataFrame({"prompt_id": ids, "value": 1.0})
+    d = paired_difference(ones, zeros)  # 1 - 0 on every prompt: the width sits below 1
+    assert d.mean == 1 and 0.85 < d.lo < 0.95 and d.hi == pytest.approx(1)
+    grades = pd.DataFrame({"prompt_id": ids, "value": 50.0})
+    d = paired_difference(grades, grades)
+    assert (d.lo, d.hi) == (0, 0)
+    mixed = pd.DataFrame({"prompt_id": ids, "value": [0.0, 1.0] * 20})
+    assert paired_difference(mixed, zeros).hi - paired_difference(mixed, zeros).lo > 0.2
+
+
 def test_toy_scorer():
     assert persona_shown("Arr, matey! Fine day.")
     assert not persona_shown("Yesterday the harbour was arriving.")
