@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from grasp_bench.core.registry import Registry
+
 Split = Literal["task", "drift", "all"]
 Role = Literal["drift", "task", "extra"]
 
@@ -190,28 +192,18 @@ class TaskSpec:
         return rubrics_of(self.metrics)
 
 
-_TASKS: dict[str, TaskSpec] = {}
+TASKS: Registry[TaskSpec] = Registry("task", builtins=("grasp_bench.data.tasks",))
 
 
-def register_task(spec: TaskSpec) -> TaskSpec:
-    if spec.name in _TASKS and _TASKS[spec.name] is not spec:
-        raise ValueError(f"task {spec.name!r} is already registered")
-    _TASKS[spec.name] = spec
-    return spec
+def register_task(spec: TaskSpec, *, replace: bool = False) -> TaskSpec:
+    """Make a task available by its name (a name already taken by another spec is an error
+    unless ``replace=True``)."""
+    return TASKS.register(spec.name, spec, replace=replace)
 
 
 def get_task(name: str) -> TaskSpec:
-    _load_builtin()
-    try:
-        return _TASKS[name]
-    except KeyError:
-        raise KeyError(f"unknown task {name!r}; registered: {sorted(_TASKS)}") from None
+    return TASKS.get(name)
 
 
 def registered_tasks() -> list[str]:
-    _load_builtin()
-    return sorted(_TASKS)
-
-
-def _load_builtin() -> None:
-    from grasp_bench.data import tasks  # noqa: F401  (registers the shipped tasks)
+    return TASKS.names()

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from grasp_bench.core.registry import Registry
+
 
 @dataclass(frozen=True)
 class JudgeItem:
@@ -55,21 +57,23 @@ class Judge:
         raise NotImplementedError
 
 
-_JUDGES: dict[str, type[Judge]] = {}
-_OFFLINE_FOR: dict[str, str] = {}
+JUDGES: Registry[type[Judge]] = Registry("judge kind", builtins=("grasp_bench.judge.builtin",))
+# rubric -> the judge kind that grades it when no LLM judge is configured for it
+OFFLINE_JUDGES: Registry[str] = Registry(
+    "offline judge of rubric", builtins=("grasp_bench.judge.builtin",)
+)
 
 
-def register_judge(kind: str, offline_for: tuple[str, ...] = ()):
+def register_judge(kind: str, offline_for: tuple[str, ...] = (), *, replace: bool = False):
     """Class decorator: make a judge available by ``kind``; ``offline_for`` names the rubrics
-    it grades when no LLM judge is configured for them (it must need no network)."""
+    it grades when no LLM judge is configured for them (it must need no network). Taking a kind
+    or a rubric's offline judge that is already registered is an error unless ``replace=True``."""
 
     def wrap(cls: type[Judge]) -> type[Judge]:
-        if kind in _JUDGES and _JUDGES[kind] is not cls:
-            raise ValueError(f"judge kind {kind!r} is already registered by {_JUDGES[kind]}")
         cls.kind = kind
-        _JUDGES[kind] = cls
+        JUDGES.register(kind, cls, replace=replace)
         for rubric in offline_for:
-            _OFFLINE_FOR[rubric] = kind
+            OFFLINE_JUDGES.register(rubric, kind, replace=replace)
         return cls
 
     return wrap
@@ -77,27 +81,17 @@ def register_judge(kind: str, offline_for: tuple[str, ...] = ()):
 
 def offline_judge_kind(rubric: str) -> str | None:
     """The registered offline judge of a rubric, if any."""
-    _load_builtin()
-    return _OFFLINE_FOR.get(rubric)
+    return OFFLINE_JUDGES.find(rubric)
 
 
 def get_judge_class(kind: str) -> type[Judge]:
-    _load_builtin()
-    try:
-        return _JUDGES[kind]
-    except KeyError:
-        raise KeyError(f"unknown judge kind {kind!r}; registered: {sorted(_JUDGES)}") from None
+    return JUDGES.get(kind)
 
 
 def registered_judges() -> list[str]:
-    _load_builtin()
-    return sorted(_JUDGES)
+    return JUDGES.names()
 
 
 def judge_name(identity: dict[str, Any]) -> str:
     """A short human name of a judge identity (the model, or the offline judge's name)."""
     return str(identity.get("name") or identity.get("model") or identity.get("kind", "?"))
-
-
-def _load_builtin() -> None:
-    from grasp_bench.judge import builtin  # noqa: F401  (registers the shipped judges)

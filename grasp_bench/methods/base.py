@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from grasp_bench.config import StrictModel
+from grasp_bench.core.registry import Registry
 
 Serving = Literal["base", "vllm-lora", "hf-hooks"]
 
@@ -121,28 +122,23 @@ class Method:
         return []
 
 
-_REGISTRY: dict[str, type[Method]] = {}
+METHODS: Registry[type[Method]] = Registry("method", builtins=("grasp_bench.methods",))
 
 
-def register_method(name: str):
-    """Class decorator: make a method available to recipes by ``name``."""
+def register_method(name: str, *, replace: bool = False):
+    """Class decorator: make a method available to recipes by ``name`` (a name already taken
+    by another class is an error unless ``replace=True``)."""
 
     def wrap(cls: type[Method]) -> type[Method]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"method {name!r} is already registered by {_REGISTRY[name]}")
         cls.name = name
-        _REGISTRY[name] = cls
-        return cls
+        return METHODS.register(name, cls, replace=replace)
 
     return wrap
 
 
 def get_method_class(name: str) -> type[Method]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown method {name!r}; registered: {sorted(_REGISTRY)}") from None
+    return METHODS.get(name)
 
 
 def registered_methods() -> list[str]:
-    return sorted(_REGISTRY)
+    return METHODS.names()

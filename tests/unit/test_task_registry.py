@@ -16,7 +16,7 @@ from grasp_bench.judge import JudgeItem, Score, registered_judges
 from grasp_bench.judge.base import Judge, register_judge
 from grasp_bench.scoring import metrics_for, open_judges, score_rows
 from grasp_bench.taskspec import (
-    _TASKS,
+    TASKS as TASK_REGISTRY,
     MetricSpec,
     TaskSpec,
     get_task,
@@ -38,15 +38,8 @@ ANSWERS = [
 
 
 def test_builtin_tasks_and_judges_are_registered():
-    implicit = ["implicit-cowboy-wide", "implicit-pirate-l20", "implicit-pirate-wide"]
-    assert registered_tasks() == [
-        "financial",
-        *implicit,
-        "insecure_code",
-        "medical",
-        "planted",
-        "toy",
-    ]
+    # the shipped ones a user reads about (every registered task is checked by test_contracts)
+    assert {"financial", "insecure_code", "medical", "planted", "toy"} <= set(registered_tasks())
     assert {"lexicon", "exact_match", "bandit", "embedding", "openai"} <= set(registered_judges())
     spec = get_task("insecure_code")
     assert (spec.drift_metric.name, spec.task_metric.name) == ("misaligned", "vulnerable")
@@ -258,7 +251,7 @@ def test_a_task_registered_outside_the_package_runs_through_the_pipeline(
         result = run_experiment(exp, progress=False)
     finally:
         sys.modules.pop("my_task_plugin", None)
-        _TASKS.pop("plugin_toy", None)
+        TASK_REGISTRY.entries.pop("plugin_toy", None)
     table = result["table"].set_index("method")
     assert list(table.index) == ["base", "lora"]
     assert set(table["drift_metric"]) == {"persona"} and set(table["task_metric"]) == {"short"}
