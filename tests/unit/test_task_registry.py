@@ -17,6 +17,8 @@ from grasp_bench.judge.base import Judge, register_judge
 from grasp_bench.scoring import metrics_for, open_judges, score_rows
 from grasp_bench.taskspec import (
     TASKS as TASK_REGISTRY,
+)
+from grasp_bench.taskspec import (
     MetricSpec,
     TaskSpec,
     get_task,
