@@ -62,7 +62,7 @@ def median(xs: list[float]) -> float:
 
 def fit_linear(sizes: list[float], seconds: list[float]) -> dict[str, float]:
     """Least squares ``seconds = fixed + per_item * size`` and its R^2: the cost model the
-    README's estimates use."""
+    performance docs' estimates use."""
     n = len(sizes)
     if n < 2 or len(set(sizes)) < 2:
         raise ValueError("a fit needs at least two different sizes")

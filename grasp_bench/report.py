@@ -273,7 +273,7 @@ def write_report(
         )
     md += (
         "drift: the spurious factor on unrelated prompts; task: the trained skill on held-out "
-        "task prompts (see README for each task's metrics). 95% CIs cluster by prompt "
+        "task prompts (see docs/usage.md for each task's metrics). 95% CIs cluster by prompt "
         f"(pooled over seeds). Drift judged by {_first(df, 'judge')}, task by "
         f"{_first(df, 'task_judge')}.\n"
     )
