@@ -144,7 +144,7 @@ def directions(
         )
     except (ConfigError, FileNotFoundError) as exc:
         _fail(exc)
-    out = RunDir(run_dir).report / f"identification-s{seed}.csv"
+    out = RunDir(run_dir).identification(seed)
     atomic_write_text(out, table.to_csv(index=False))
     atomic_write_text(out.with_suffix(".md"), summary.to_markdown(index=False) + "\n")
     typer.echo(summary.to_markdown(index=False))

@@ -24,7 +24,7 @@ from grasp_bench.directions import (
     unsupervised_directions,
     update_shift_directions,
 )
-from grasp_bench.rundir import RunDir
+from grasp_bench.rundir import RunDir, target_name
 
 READINGS = ("svd", "shift", "activation_change", "random")
 
@@ -108,7 +108,7 @@ def identify_run(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Readings of the run's ``source`` adapter at ``seed`` against the truth file or the
     supervised direction; returns (per layer, summary)."""
-    adapter = RunDir(Path(run_dir)).adapter(f"{source}-s{seed}")
+    adapter = RunDir(Path(run_dir)).adapter(target_name(source, seed))
     if not (adapter / "adapter_model.safetensors").exists():
         raise FileNotFoundError(f"{adapter}: no trained {source} adapter at seed {seed}")
     readings, (model, tok) = read_all(

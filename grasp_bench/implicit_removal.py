@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from grasp_bench.implicit_report import CONTROL, REFERENCE, collect, summarise
+from grasp_bench.rundir import RunDir, target_name
 from grasp_bench.store import atomic_write_bytes, atomic_write_text
 
 TRUTHS = {"change": "change.safetensors", "v": "direction.safetensors"}
@@ -60,7 +61,7 @@ def arm_of(card: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _card(run: Path, method: str, seed: int) -> dict[str, Any] | None:
-    path = run / "train" / f"{method}-s{seed}" / "adapter" / "method_card.json"
+    path = RunDir(run).method_card(target_name(method, seed))
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -88,7 +89,7 @@ def readings_against_truths(run: Path, arms: pd.DataFrame) -> pd.DataFrame:
     truths = {t: load_directions(folder / f) for t, f in TRUTHS.items() if (folder / f).exists()}
     rows = []
     for arm in arms[arms.removal != "none"].itertuples():
-        path = run / "train" / f"{arm.method}-s{arm.seed}" / "directions.safetensors"
+        path = RunDir(run).directions(target_name(arm.method, arm.seed))
         if not path.exists():
             continue
         used = load_directions(path)

@@ -23,7 +23,7 @@ from grasp_bench.hardware import resolve_dtype
 from grasp_bench.locks import exclusive
 from grasp_bench.methods import Recipe, load_recipe
 from grasp_bench.models import resolve_model
-from grasp_bench.rundir import RunDir
+from grasp_bench.rundir import ADAPTER, DIRECTIONS, METHOD_CARD, RunDir, parse_target, target_name
 from grasp_bench.store import (
     Stage,
     atomic_write_json,
@@ -251,7 +251,7 @@ def train_all(
         adapters: dict[str, Path] = {}
         hashes: dict[str, str] = {}
         for recipe in _training_order(recipes):
-            target = Target(f"{recipe.label}-s{seed}", recipe, seed)
+            target = Target(target_name(recipe.label, seed), recipe, seed)
             if recipe.method.trains:
                 deps = {d: adapters[d] for d in recipe.method.requires()}
                 stage_cfg = {
@@ -284,7 +284,7 @@ def train_all(
                         progress=progress,
                     )
                     stage.finish(method=recipe.method.name, seed=seed)
-                adapters[recipe.label] = stage.dir / "adapter"
+                adapters[recipe.label] = stage.dir / ADAPTER
                 hashes[recipe.label] = stage.config_hash
                 target.adapter = adapters[recipe.label]
             targets.append(target)
@@ -586,10 +586,10 @@ def direction_agreement(train_dir: Path):
     from grasp_bench.directions import cosine_by_layer, load_directions
 
     found = []
-    for path in sorted(train_dir.glob("*/directions.safetensors")):
+    for path in sorted(train_dir.glob(f"*/{DIRECTIONS}")):
         with safe_open(str(path), "pt") as fh:
             prov = json.loads(fh.metadata().get("provenance", "{}"))
-        seed = path.parent.name.rsplit("-s", 1)[-1]
+        seed = str(parse_target(path.parent.name)[1])
         found.append((path.parent.name, seed, prov, load_directions(path)))
     references = {
         seed: (name, dirs)
@@ -649,5 +649,5 @@ def adapter_identity(adapter: Path | None) -> dict[str, Any]:
 
     if adapter is None:
         return {}
-    card = adapter / "method_card.json"
+    card = adapter / METHOD_CARD
     return json.loads(card.read_text()) if card.exists() else {}

@@ -25,6 +25,7 @@ import torch
 from grasp_bench.directions import Directions, load_directions
 from grasp_bench.hooks import ResidualCapture, add_vector_hooks, remove
 from grasp_bench.judge.offline import persona_shown
+from grasp_bench.rundir import METHOD_CARD, parse_target, target_name
 
 
 def _encode(tok: Any, prompts: list[str]) -> dict[str, torch.Tensor]:
@@ -176,8 +177,8 @@ def seed_table(scores: list[dict[str, Any]]) -> pd.DataFrame:
     task split (the CIs over seeds are then t-intervals of these per-seed means)."""
     t = pd.DataFrame(scores)
     t = t[t["value"].notna()]
-    t["method"] = t["target"].str.rsplit("-s", n=1).str[0]
-    t["seed"] = t["target"].str.rsplit("-s", n=1).str[1].astype(int)
+    t["method"] = [parse_target(name)[0] for name in t["target"]]
+    t["seed"] = [parse_target(name)[1] for name in t["target"]]
     drift = t[(t["metric"] == "persona") & (t["split"] == "drift")]
     task = t[(t["metric"] == "correct") & (t["split"] == "task")]
     return (
@@ -212,7 +213,7 @@ def report_run(
     v = planted[steer_layer]
     ident, func = [], []
     for seed in seeds:
-        adapter = run.adapter(f"{source}-s{seed}")
+        adapter = run.adapter(target_name(source, seed))
         if not (adapter / "adapter_model.safetensors").exists():
             raise FileNotFoundError(f"{adapter}: no trained {source} adapter at seed {seed}")
         readings, (tuned, tok) = read_all(
@@ -243,7 +244,7 @@ def report_run(
     from grasp_bench.methods.base import get_method_class
 
     def served_plain(adapter: Path) -> bool:  # an inference-time hook is not in the weights
-        card = json.loads((adapter / "method_card.json").read_text())
+        card = json.loads((adapter / METHOD_CARD).read_text())
         return get_method_class(card["method"]).serving != "hf-hooks"
 
     adapters = {
@@ -254,8 +255,8 @@ def report_run(
     proj = projection_table(
         base_model, adapters, teacher, v, steer_layer, prompts, trust_remote_code
     )
-    proj["method"] = proj["target"].str.rsplit("-s", n=1).str[0]
-    proj["seed"] = proj["target"].str.rsplit("-s", n=1).str[1].astype(int)
+    proj["method"] = [parse_target(name)[0] for name in proj["target"]]
+    proj["seed"] = [parse_target(name)[1] for name in proj["target"]]
     from grasp_bench.store import read_jsonl
 
     scores = read_jsonl(run.scores)

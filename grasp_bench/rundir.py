@@ -14,8 +14,29 @@ submit, the identification report) reads through these paths, so the layout chan
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+# names inside a training stage's folder (train/<target>/); the trainer writes them
+ADAPTER = "adapter"
+CHECKPOINT = "checkpoint"
+METHOD_CARD = "method_card.json"  # inside the adapter folder
+DIRECTIONS = "directions.safetensors"
+_TARGET = re.compile(r"^(?P<label>.+)-s(?P<seed>\d+)$")
+
+
+def target_name(label: str, seed: int) -> str:
+    """A trained model's name inside a run: the method's label and its seed (``lora-s0``)."""
+    return f"{label}-s{int(seed)}"
+
+
+def parse_target(name: str) -> tuple[str, int]:
+    """``target_name`` read back: ``"grasp-k4-s12"`` -> ``("grasp-k4", 12)``."""
+    found = _TARGET.match(name)
+    if not found:
+        raise ValueError(f"{name!r} is not a target name (<label>-s<seed>)")
+    return found["label"], int(found["seed"])
 
 
 @dataclass(frozen=True)
@@ -46,8 +67,21 @@ class RunDir:
     def recipe(self, label: str) -> Path:
         return self.recipes / f"{label}.yaml"
 
+    def train_stage(self, target: str) -> Path:
+        return self.train / target
+
     def adapter(self, target: str) -> Path:
-        return self.train / target / "adapter"
+        return self.train / target / ADAPTER
+
+    def method_card(self, target: str) -> Path:
+        return self.adapter(target) / METHOD_CARD
+
+    def directions(self, target: str) -> Path:
+        return self.train / target / DIRECTIONS
+
+    def identification(self, seed: int) -> Path:
+        """The identification table of one seed's readings (``grasp-bench directions``)."""
+        return self.report / f"identification-s{int(seed)}.csv"
 
     def completions(self, target: str) -> Path:
         return self.generate / f"{target}.jsonl"

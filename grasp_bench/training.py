@@ -41,10 +41,11 @@ from grasp_bench.distill import distill_batches
 from grasp_bench.hardware import gpu_name, resolve_device, resolve_train_dtype
 from grasp_bench.hf import encode_chat, load_base, seed_everything
 from grasp_bench.methods.base import Method, TrainContext
+from grasp_bench.rundir import ADAPTER, CHECKPOINT, METHOD_CARD
 from grasp_bench.store import TMP_SUFFIX, atomic_write_json, replace_dir, stable_hash
 from grasp_bench.versions import versions
 
-CARD = "method_card.json"
+CARD = METHOD_CARD
 
 
 @dataclass(frozen=True)
@@ -478,7 +479,7 @@ def train_adapter(
 ) -> Path:
     """Train ``method``'s adapter and save it to ``out_dir/adapter``; resumable; returns it."""
     out_dir = Path(out_dir)
-    adapter_dir = out_dir / "adapter"
+    adapter_dir = out_dir / ADAPTER
     if (adapter_dir / CARD).exists():
         return adapter_dir
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -512,7 +513,7 @@ def train_adapter(
     )
     model, ctx, plan = session.model, session.ctx, session.plan
     card: dict[str, Any] = {"before_training": session.before_training}
-    ckpt = out_dir / "checkpoint"
+    ckpt = out_dir / CHECKPOINT
     start = session.resume(ckpt) if ckpt.exists() else 0
     hooks = session.start()
     losses: list[float] = []

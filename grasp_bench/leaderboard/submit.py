@@ -17,7 +17,7 @@ from grasp_bench.leaderboard.schema import JudgeScore, SampleRecord, Summary
 from grasp_bench.leaderboard.validate import SAFE_NAME, _escapes
 from grasp_bench.locks import exclusive
 from grasp_bench.models import DEFAULT_ALIASES, DEFAULT_DIRNAME
-from grasp_bench.rundir import RunDir
+from grasp_bench.rundir import RunDir, target_name
 from grasp_bench.store import (
     TMP_SUFFIX,
     atomic_write_jsonl,
@@ -135,7 +135,7 @@ def _write_submissions(run_dir: Path, board_dir: Path, methods: list[str] | None
                 json.dumps(summary.model_dump(mode="json"), indent=2, sort_keys=True) + "\n",
             )
             _copy_recipe(run, recipes.get(method), method, staged)
-            card = run.adapter(f"{method}-s{mine[0]['seed']}") / "method_card.json"
+            card = run.method_card(target_name(method, mine[0]["seed"]))
             if card.exists():
                 data = json.loads(card.read_text())
                 data.pop("derived_from", None)  # local paths say nothing to readers

@@ -46,6 +46,7 @@ from grasp_bench.methods.base import (
     register_method,
 )
 from grasp_bench.modules import role_of
+from grasp_bench.rundir import DIRECTIONS, METHOD_CARD
 
 
 class DirectionFields(MethodConfig):
@@ -137,7 +138,7 @@ def _prepare(
     """Directions, their info and the layers acted on; saved beside the adapter."""
     dirs, info = _directions(cfg, model, ctx)
     layers = _layers(cfg, model, default_layers, dirs)
-    save_directions(ctx.out_dir / "directions.safetensors", dirs, info["provenance"])
+    save_directions(ctx.out_dir / DIRECTIONS, dirs, info["provenance"])
     return dirs, info, layers
 
 
@@ -233,7 +234,7 @@ class SteerInference(Method):
         cfg = self.config
         dirs, info, layers = _prepare(cfg, model, ctx, "middle")
         for f in Path(ctx.dependencies[cfg.adapter_source]).iterdir():
-            if f.name != "method_card.json":
+            if f.name != METHOD_CARD:
                 shutil.copy2(f, out / f.name)
         vectors = {
             f"layer.{layer}": (

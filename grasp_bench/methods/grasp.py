@@ -52,6 +52,7 @@ from grasp_bench.directions import (
 from grasp_bench.hooks import decoder_layers, project_gradient_hooks
 from grasp_bench.methods.base import LoraMethodConfig, Method, TrainContext, register_method
 from grasp_bench.modules import layer_of, role_of
+from grasp_bench.rundir import DIRECTIONS
 
 
 class GraspConfig(LoraMethodConfig):
@@ -138,7 +139,7 @@ class Grasp(Method):
         if cfg.scope == "shared":
             directions = shared_directions(directions, model.config.num_hidden_layers, cfg.k)
             provenance = {**provenance, "scope": "shared"}
-        save_directions(ctx.out_dir / "directions.safetensors", directions, provenance)
+        save_directions(ctx.out_dir / DIRECTIONS, directions, provenance)
         self._directions = directions
         self._targets = []  # (lora_A weight, lora_B weight, role, P)
         card: dict[str, Any] = {"directions": provenance}

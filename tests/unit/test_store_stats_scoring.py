@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -169,3 +170,16 @@ def test_no_zero_width_interval_for_a_rate_at_zero_or_one():
     # not a rate (a difference that is exactly 0): left as measured
     same = hierarchical_bootstrap(pd.DataFrame(rows), ["seed", "prompt_id"])
     assert same.lo == same.hi == 0.0
+
+
+def test_target_names_are_built_and_read_back_in_one_place():
+    from grasp_bench.rundir import RunDir, parse_target, target_name
+
+    assert target_name("grasp-k4", 12) == "grasp-k4-s12"
+    assert parse_target("grasp-k4-s12") == ("grasp-k4", 12)
+    assert parse_target(target_name("lora-s-weird", 0)) == ("lora-s-weird", 0)
+    with pytest.raises(ValueError, match="not a target name"):
+        parse_target("lora")
+    run = RunDir(Path("runs/x"))
+    assert run.method_card("lora-s0") == Path("runs/x/train/lora-s0/adapter/method_card.json")
+    assert run.identification(2) == Path("runs/x/report/identification-s2.csv")
