@@ -448,12 +448,12 @@ class ExperimentConfig(StrictModel):
     @field_validator("task")
     @classmethod
     def _task_is_registered(cls, v: str, info: ValidationInfo) -> str:
-        from grasp_bench.taskspec import registered_tasks
+        from grasp_bench.core.registry import TASKS
 
         for module in info.data.get("plugins", []):  # a plugin may register the task
             import_plugin(module)
-        if v not in registered_tasks():
-            raise ValueError(f"unknown task {v!r}; registered: {registered_tasks()}")
+        if v not in TASKS:
+            raise ValueError(f"unknown task {v!r}; registered: {TASKS.names()}")
         return v
 
     def method_refs(self) -> list[MethodRef]:

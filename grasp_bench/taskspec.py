@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from grasp_bench.core.registry import TASKS as _TASKS
 from grasp_bench.core.registry import Registry
 
 Split = Literal["task", "drift", "all"]
@@ -192,7 +193,7 @@ class TaskSpec:
         return rubrics_of(self.metrics)
 
 
-TASKS: Registry[TaskSpec] = Registry("task", builtins=("grasp_bench.data.tasks",))
+TASKS: Registry[TaskSpec] = _TASKS  # the core's task registry, typed
 
 
 def register_task(spec: TaskSpec, *, replace: bool = False) -> TaskSpec:

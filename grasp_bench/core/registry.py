@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -81,3 +81,10 @@ def _describe(item: object) -> str:
     module = getattr(item, "__module__", None)
     name = getattr(item, "__qualname__", None)
     return f"{module}.{name}" if module and name else repr(item)[:80]
+
+
+# The task registry lives here, below the experiment schema that checks a task's name, so the
+# schema needs nothing above the core; its items are ``taskspec.TaskSpec``s.
+TASKS: Registry[Any] = Registry(
+    "task", builtins=("grasp_bench.data.tasks", "grasp_bench.implicit_task")
+)

@@ -1,0 +1,123 @@
+"""The package's layers: a module imports only from its own level or below (lazy imports inside
+functions included), and no modules import each other in a cycle.
+
+Levels (shared/LAYOUT.md's proposal, on today's modules; the redesign turns them into folders):
+1 core (config, stores, run directories, locks, hardware, stats); 2 models and task data;
+3 training, methods, generation, judging, scoring, reports; 4 the board and the studies
+(planted direction, implicit factor); 5 orchestration (pipeline, sweeps, executors, cost
+plans); 6 the CLI. A new module gets a level here or the test fails.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "grasp_bench"
+
+LEVELS = {
+    1: ["core", "config", "store", "rundir", "locks", "hardware", "stats", "versions",
+        "prevalence"],
+    2: ["taskspec", "data", "hf", "models", "modules", "hooks", "directions", "distill"],
+    3: ["training", "methods", "generation", "server", "scoring", "report", "lm_eval_support",
+        "judge", "effect_gate", "figures", "lm_tasks"],
+    4: ["leaderboard", "planted", "planted_report", "identification", "implicit",
+        "implicit_lm_eval", "implicit_measure", "implicit_removal", "implicit_report",
+        "implicit_task", "implicit_truths"],
+    5: ["pipeline", "sweep", "executors", "costplan", "implicit_curve"],
+    6: ["cli"],
+}  # fmt: skip
+LEVEL_OF = {part: level for level, parts in LEVELS.items() for part in parts}
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
+    """Every grasp_bench module ``path`` imports, at the top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found |= {n for n in names if n in modules}
+    return found
+
+
+def _part(module: str) -> str:
+    return module.split(".")[1] if "." in module else ""
+
+
+MODULES = _modules()
+GRAPH = {m: _imports(p, MODULES) - {m} for m, p in MODULES.items()}
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _part(m)))
+def test_every_module_has_a_level(module):
+    assert _part(module) in LEVEL_OF, f"{module}: give grasp_bench.{_part(module)} a level"
+
+
+def test_no_module_imports_from_a_higher_level():
+    upward = [
+        f"{m} (level {LEVEL_OF[_part(m)]}) imports {n} (level {LEVEL_OF[_part(n)]})"
+        for m, names in GRAPH.items()
+        for n in names
+        if _part(m) in LEVEL_OF and _part(n) in LEVEL_OF
+        and LEVEL_OF[_part(n)] > LEVEL_OF[_part(m)]
+    ]  # fmt: skip
+    assert not upward, "\n".join(upward)
+
+
+def test_no_import_cycles():
+    """Strongly connected modules (a package and its own submodules excepted: importing a
+    submodule runs its package's __init__ first)."""
+    graph = {
+        m: {n for n in names if not m.startswith(n + ".") and not n.startswith(m + ".")}
+        for m, names in GRAPH.items()
+    }
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    assert not cycles, cycles
+
+
+def test_the_scanner_sees_imports_inside_functions(tmp_path):
+    """What the layer test rests on: an import hidden in a function body is still seen."""
+    path = tmp_path / "lazy.py"
+    path.write_text("def f():\n    from grasp_bench.cli import app\n    import grasp_bench.store\n")
+    assert _imports(path, MODULES) == {"grasp_bench.cli", "grasp_bench.store"}
