@@ -548,18 +548,25 @@ def _studies(root: Path) -> list[Study]:
     ]
     if (folder / "removal.md").exists():
         studies.append(_removal_study(folder, ranked))
+    for held_out in sorted(folder.glob("held-out-*/removal.md")):  # teachers the rule never saw
+        studies.append(_removal_study(held_out.parent, ranked, held_out.parent.name))
     return studies
 
 
-def _removal_study(folder: Path, ranked: bool) -> Study:
+def _removal_study(folder: Path, ranked: bool, held_out: str = "") -> Study:
     """What removes the implicit factor (GRASP removals and directions against plain LoRA and
-    the control): shown only where the effect gate passed, as every comparison on the board."""
+    the control): shown only where the effect gate passed, as every comparison on the board.
+    ``held_out``: the folder of a held-out teacher's report (``held-out-<teacher>``)."""
     from markupsafe import Markup
 
+    anchor = f"removal-{held_out}" if held_out else "removal"
+    title = "Positive control: what removes it" + (
+        f" (held-out teacher {held_out.removeprefix('held-out-')})" if held_out else ""
+    )
+    prefix = f"{POSITIVE_CONTROL}/{held_out}/" if held_out else f"{POSITIVE_CONTROL}/"
     if not ranked:
         text = "Not shown: the positive control's effect gate did not pass, so nothing is compared."
-        return Study("removal", "Positive control: what removes it", text, Markup(f"<p>{text}</p>"),
-                     [])  # fmt: skip
+        return Study(anchor, title, text, Markup(f"<p>{text}</p>"), [])
     md = (folder / "removal.md").read_text().replace("\n## ", "\n### ")
     md = md.split("\n", 1)[1] if md.startswith("# ") else md
     table = pd.read_csv(folder / "removal.csv")
@@ -567,15 +574,15 @@ def _removal_study(folder: Path, ranked: bool) -> Study:
                         "transfer_hi", "reduction", "task_kl_mean", "task_kl_vs_lora", "n_seeds")
             if c in table]  # fmt: skip
     files = [
-        Link(name, f"{POSITIVE_CONTROL}/{name}")
+        Link(name, f"{prefix}{name}")
         for name in ("removal.md", "removal.csv", "readings.csv")
         if (folder / name).exists()
     ]
     return Study(
-        anchor="removal",
-        title="Positive control: what removes it",
+        anchor=anchor,
+        title=title,
         markdown=md.strip(),
         html=Markup(table[cols].to_html(index=False, float_format=lambda x: f"{x:.3f}", na_rep="")),
         files=files,
-        plot=f"{POSITIVE_CONTROL}/removal.png",  # the report always writes it
+        plot=f"{prefix}removal.png",  # the report always writes it
     )

@@ -149,9 +149,16 @@ def test_the_board_shows_the_removal_study_only_where_the_effect_exists(tmp_path
     (folder / "removal.md").write_text("# Removal study: x\n\n| arm | reduction |\n|---|---|\n")
     (folder / "removal.csv").write_text("method,removal,source,k,reduction\npreserve-a,preserve,"
                                         "truth:change,8,0.9\n")  # fmt: skip
-    control, removal = _studies(tmp_path)
-    assert removal.anchor == "removal"
-    md = render_markdown([], type("J", (), {"rows": []})(), [control, removal])
+    held_out = folder / "held-out-cowboy-wide"  # a held-out teacher's report gets its own
+    held_out.mkdir()
+    for name in ("removal.md", "removal.csv"):
+        (held_out / name).write_text((folder / name).read_text())
+    control, removal, other = _studies(tmp_path)
+    assert removal.anchor == "removal" and other.anchor == "removal-held-out-cowboy-wide"
+    md = render_markdown([], type("J", (), {"rows": []})(), [control, removal, other])
     assert "## Positive control: what removes it" in md
+    assert "## Positive control: what removes it (held-out teacher cowboy-wide)" in md
     assert ("preserve-a" in str(removal.html)) == (effect > 0)
     assert ("did not pass" in md) == (effect == 0)
+    if effect > 0:
+        assert other.plot == "positive_control/held-out-cowboy-wide/removal.png"
