@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from grasp_bench.core.names import safe_name
+
 Loc = tuple[Any, ...]
 
 
@@ -439,9 +441,8 @@ class ExperimentConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, v: str) -> str:
-        import re
 
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", v):
+        if not safe_name(100).fullmatch(v):
             raise ValueError("must be letters, digits, '.', '_' or '-' (it names a directory)")
         return v
 
@@ -496,7 +497,7 @@ def load_experiment(path: Path) -> LoadedExperiment:
     return LoadedExperiment(config=config, path=path, lines=lines)
 
 
-SAFE_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # as the board's SAFE_NAME
+SAFE_LABEL = safe_name(64)  # as the board's SAFE_NAME
 
 
 def import_plugin(module: str) -> None:

@@ -32,7 +32,6 @@ functions ``grasp-bench submit`` and ``grasp-bench leaderboard build`` call.
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +59,7 @@ from grasp_bench.config import (
     load_yaml,
     validate_as,
 )
+from grasp_bench.core.names import safe_name
 from grasp_bench.rundir import RunDir
 from grasp_bench.store import atomic_write_json, file_hash, stable_hash
 
@@ -70,7 +70,7 @@ console = Console(stderr=True)
 
 DONE_MARKER = "sweep-done.json"
 INDEX = "sweep.json"
-SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,47}")  # sweep names and model labels
+SAFE = safe_name(48)  # sweep names and model labels
 
 
 # --------------------------------------------------------------------------------------------

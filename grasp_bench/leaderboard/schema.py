@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from grasp_bench.core.names import safe_name
+
 SCHEMA_VERSION = 1
 
 
@@ -55,7 +57,7 @@ class Summary(Strict):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     task: str
-    method: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    method: str = Field(pattern=f"^{safe_name(64).pattern}$")
     model: str
     description: str = ""
     seeds: list[int] = Field(min_length=1)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from grasp_bench.core.names import safe_name
 from grasp_bench.leaderboard.metrics import summarise
 from grasp_bench.leaderboard.schema import SCHEMA_VERSION, SampleRecord, Summary
 from grasp_bench.taskspec import registered_tasks
@@ -23,7 +23,7 @@ from grasp_bench.taskspec import registered_tasks
 REQUIRED = ("summary.json", "samples.jsonl", "recipe.yaml")
 ALLOWED_SUFFIXES = {".json", ".jsonl", ".yaml", ".yml", ".md", ".safetensors"}
 MAX_FILE_BYTES = 20 * 1024 * 1024
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SAFE_NAME = safe_name(64)
 PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 BASELINE_REFERENCE = ("lora", "base")
 TOLERANCE = 1e-4
@@ -133,7 +133,7 @@ def validate_submission(sub: Path, root: Path) -> list[str]:
     problems: list[str] = []
     rel = sub.relative_to(root) if sub.is_relative_to(root) else sub
     for part in rel.parts[-3:]:
-        if not SAFE_NAME.match(part):
+        if not SAFE_NAME.fullmatch(part):
             problems.append(
                 f"{rel}: directory name {part!r} is not safe as a path "
                 "(letters, digits, '.', '_', '-')"
@@ -155,7 +155,7 @@ def validate_submission(sub: Path, root: Path) -> list[str]:
         if not path.is_file():  # a FIFO or device: reading it could block CI for ever
             problems.append(f"{name}: not a regular file")
             continue
-        if not SAFE_NAME.match(path.name):
+        if not SAFE_NAME.fullmatch(path.name):
             problems.append(
                 f"{name}: file name {path.name!r:.80} is not safe (letters, digits, '.', '_', '-')"
             )

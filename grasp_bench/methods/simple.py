@@ -10,7 +10,7 @@ class BaseConfig(MethodConfig):
 
 
 @register_method("base")
-class BaseModel(Method):
+class PretrainedModel(Method):
     """The pretrained model, measured with the same prompts, sampling and judge."""
 
     config_cls = BaseConfig
@@ -18,7 +18,7 @@ class BaseModel(Method):
     serving = "base"
 
 
-class LoraConfig(LoraMethodConfig):
+class PlainLoraConfig(LoraMethodConfig):
     """Plain LoRA: the adapter shape and nothing else."""
 
 
@@ -26,7 +26,7 @@ class LoraConfig(LoraMethodConfig):
 class Lora(Method):
     """Plain LoRA fine-tune on the task's training set."""
 
-    config_cls = LoraConfig
+    config_cls = PlainLoraConfig
 
 
 @register_method("lora_control")
@@ -34,5 +34,5 @@ class LoraControl(Method):
     """Plain LoRA on the task's control set (the same task without the spurious factor): how
     much drift the task alone causes, the floor a removal method can reach."""
 
-    config_cls = LoraConfig
+    config_cls = PlainLoraConfig
     trains_on = "control"

@@ -13,7 +13,7 @@ from grasp_bench.directions import adapter_updates, load_directions
 from grasp_bench.hf import encode_chat, load_base
 from grasp_bench.methods import load_recipe
 from grasp_bench.methods.base import Method, register_method
-from grasp_bench.methods.simple import LoraConfig
+from grasp_bench.methods.simple import PlainLoraConfig
 from grasp_bench.modules import UnknownArchitectureError, lora_targets, role_of
 from grasp_bench.training import train_adapter
 
@@ -134,7 +134,7 @@ def test_a_method_registered_outside_the_package_trains(tiny_model, toy_rows, tm
     class CountingLora(Method):
         """A user's method: plain LoRA that counts optimiser steps."""
 
-        config_cls = LoraConfig
+        config_cls = PlainLoraConfig
 
         def after_step(self, model, ctx):
             calls["steps"] += 1
