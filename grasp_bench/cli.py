@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import errno
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -55,6 +56,19 @@ def _fail_storage(exc: OSError) -> None:
     )
 
 
+@contextmanager
+def user_errors(*kinds: type[Exception]) -> Iterator[None]:
+    """The one way a command fails on the user's input: ``kinds`` (a bad config, a held lock,
+    ...) end it with ``error: ...`` and exit status 2, no traceback; so do a full disk and an
+    unwritable folder (finished work is kept); anything else is a bug and raises."""
+    try:
+        yield
+    except kinds as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail_storage(exc)
+
+
 @model_app.command("prepare")
 def model_prepare(
     force: Annotated[bool, typer.Option(help="Convert again even if cached.")] = False,
@@ -62,10 +76,8 @@ def model_prepare(
     """Convert the embedded default model (GGUF) to a safetensors checkpoint; print its path."""
     from grasp_bench.models import prepare_default_model
 
-    try:
+    with user_errors(FileNotFoundError):
         path = prepare_default_model(force=force)
-    except FileNotFoundError as exc:
-        _fail(exc)
     typer.echo(str(path))
 
 
@@ -75,12 +87,8 @@ def run(config: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -> Non
     from grasp_bench.config import load_experiment
     from grasp_bench.pipeline import run_experiment
 
-    try:
+    with user_errors(ConfigError, LockHeld):
         run_experiment(load_experiment(config))
-    except (ConfigError, LockHeld) as exc:
-        _fail(exc)
-    except OSError as exc:
-        _fail_storage(exc)
 
 
 def _experiment_of(run_dir: Path):
@@ -106,12 +114,8 @@ def generate(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) 
     """Generate completions for every method's adapter of a run (its snapshotted settings)."""
     from grasp_bench.pipeline import run_experiment
 
-    try:
+    with user_errors(ConfigError, LockHeld):
         out = run_experiment(_experiment_of(run_dir), until="generate")
-    except (ConfigError, LockHeld) as exc:
-        _fail(exc)
-    except OSError as exc:
-        _fail_storage(exc)
     typer.echo(f"{len(out['completions'])} completions in {RunDir(out['run_dir']).generate}")
 
 
@@ -130,7 +134,7 @@ def directions(
     from grasp_bench.models import resolve_model
     from grasp_bench.store import atomic_write_text, read_jsonl
 
-    try:
+    with user_errors(ConfigError, FileNotFoundError):
         exp = _experiment_of(run_dir)
         table, summary = identify_run(
             run_dir,
@@ -142,8 +146,6 @@ def directions(
             truth,
             exp.config.trust_remote_code,
         )
-    except (ConfigError, FileNotFoundError) as exc:
-        _fail(exc)
     out = RunDir(run_dir).identification(seed)
     atomic_write_text(out, table.to_csv(index=False))
     atomic_write_text(out.with_suffix(".md"), summary.to_markdown(index=False) + "\n")
@@ -172,12 +174,10 @@ def build_planted(
     if not drift_file.exists():
         _fail(FileNotFoundError(f"{drift_file}: the task's eval set (drift prompts) is missing"))
     drift = [r["question"] for r in read_jsonl(drift_file) if r["split"] == "drift"]
-    try:
+    with user_errors(ValueError):
         report = build(
             resolve_model(model), out, layer, pool, steps, drift_questions=drift, seed=seed
         )
-    except ValueError as exc:
-        _fail(exc)
     typer.echo(f"style rate {report['style_rate']}; wrote {out}")
 
 
@@ -223,15 +223,13 @@ def build_implicit(
         if (folder / "build.json").exists() and not force:
             typer.echo(f"{name}: built already ({folder}); --force rebuilds")
         else:
-            try:
+            with user_errors(ValueError):
                 spec = TEACHERS[name]
                 if teacher_steps is not None:
                     spec = dataclasses.replace(spec, steps=teacher_steps)
                 report = build_teacher(
                     resolve_model(model), folder, spec, questions, n_train, n_heldout, length
                 )
-            except ValueError as exc:
-                _fail(exc)
             typer.echo(
                 f"{name}: style rate {report['style_rate']}, trait mass {report['trait_mass']},"
                 f" {report['timings_s']['total_s']} s; wrote {folder}"
@@ -282,10 +280,8 @@ def _echo_report(
     write: Callable[[list[Path], Path], dict], run_dirs: list[Path], out: Path
 ) -> None:
     """Write a report over runs into ``out``; print its Markdown, or fail with the reason."""
-    try:
+    with user_errors(FileNotFoundError, ValueError, KeyError):
         paths = write(run_dirs, out)
-    except (FileNotFoundError, ValueError, KeyError) as exc:
-        _fail(exc)
     typer.echo(paths["md"].read_text())
 
 
@@ -303,14 +299,12 @@ def implicit_curve(
     from grasp_bench.config import load_experiment
     from grasp_bench.implicit_curve import recipe_curve, write_curve
 
-    try:
+    with user_errors(ConfigError, FileNotFoundError, ValueError):
         checkpoints = sorted({int(x) for x in steps.split(",") if x.strip()})
         if not checkpoints or checkpoints[0] <= 0:
             raise ValueError(f"--steps {steps!r}: give positive step counts, e.g. 20,40,80")
         exp = load_experiment(experiment)
         df = recipe_curve(exp, checkpoints, method)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        _fail(exc)
     train = exp.config.train
     title = f"{exp.config.task}: {method}, lr {train.lr}, batch {train.batch_size}"
     paths = write_curve(df, out, title)
@@ -341,10 +335,8 @@ def implicit_lm_eval(
     if not names:
         _fail(FileNotFoundError(f"{out}: no built teacher (grasp-bench build-implicit)"))
     for name in names:
-        try:
+        with user_errors(FileNotFoundError, RuntimeError):
             report = build_lm_eval_task(out / name, name)
-        except (FileNotFoundError, RuntimeError) as exc:
-            _fail(exc)
         typer.echo(
             f"{name}: {report['task']}, {report['docs']} docs, teacher - base"
             f" {report['teacher_minus_base_mean']:.3f} nats/answer, {report['seconds']} s;"
@@ -368,7 +360,7 @@ def planted_report(
     from grasp_bench.planted_report import report_run
     from grasp_bench.store import atomic_write_text, read_jsonl
 
-    try:
+    with user_errors(ConfigError, FileNotFoundError, ValueError):
         exp = _experiment_of(run_dir)
         truth = truth or tasks_dir() / "grasp_planted" / "direction.safetensors"
         run = RunDir(run_dir)
@@ -387,8 +379,6 @@ def planted_report(
             functional_prompts,
             trust_remote_code=exp.config.trust_remote_code,
         )
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        _fail(exc)
     parts = []
     for name, table in tables.items():
         atomic_write_text(run.report / f"planted-{name}.csv", table.to_csv(index=False))
@@ -407,12 +397,8 @@ def judge_score(run_dir: Annotated[Path, typer.Argument(help="A run directory.")
     """Score a run's completions with its configured judge (cached, resumable)."""
     from grasp_bench.pipeline import run_experiment
 
-    try:
+    with user_errors(ConfigError, LockHeld):
         out = run_experiment(_experiment_of(run_dir), until="score")
-    except (ConfigError, LockHeld) as exc:
-        _fail(exc)
-    except OSError as exc:
-        _fail_storage(exc)
     records = out["records"]
     unscored = sum(r["value"] is None for r in records)
     typer.echo(f"{len(records)} scores ({unscored} unscored) in {RunDir(out['run_dir']).score}")
@@ -466,7 +452,7 @@ def judge_calibrate(
     from grasp_bench.scoring import open_judges
     from grasp_bench.taskspec import get_task
 
-    try:
+    with user_errors(ConfigError, FileNotFoundError):
         if config and kind:
             raise ConfigError("--config and --kind exclude each other")
         if kind not in (None, "offline"):
@@ -497,8 +483,6 @@ def judge_calibrate(
                     " config (an LLM judge comes with --config EXPERIMENT.yaml)"
                 )
             result = calibrate(reference, judges, wanted, spec, thresholds)
-    except (ConfigError, FileNotFoundError) as exc:
-        _fail(exc)
     print_calibration(result, judge_cfg.name)
     if out:
         items = write_calibration(result, reference, out)
@@ -521,10 +505,8 @@ def judge_fit_coherence(
 
     from grasp_bench.judge.coherence import fit_from_labels, write_coherence
 
-    try:
+    with user_errors(ConfigError, ValueError):
         spec = fit_from_labels(labels, part, scorer, version)
-    except (ConfigError, ValueError) as exc:
-        _fail(exc)
     options = ["--version", str(version), "--out", str(out), "--part", part, "--scorer", scorer]
     spec.command = shlex.join(
         ["grasp-bench", "judge", "fit-coherence", *map(str, labels), *options]
@@ -559,7 +541,7 @@ def judge_lm_eval(
     from grasp_bench.store import atomic_write_json, atomic_write_jsonl
     from grasp_bench.taskspec import rubrics_of
 
-    try:
+    with user_errors(ConfigError):
         lm_task = lm_eval_task_of(samples, task)
         name, split = registered_split(lm_task)
         rows = sample_rows(samples, split)
@@ -571,8 +553,6 @@ def judge_lm_eval(
         metrics = metrics_of(name, split)
         with open_judges(judge_cfg, rubrics_of(metrics), cache, progress=True) as judges:
             records = score_rows(rows, metrics, judges)
-    except ConfigError as exc:
-        _fail(exc)
     results = {lm_task: aggregate(records)}
     folder = out or samples.parent
     atomic_write_json(folder / f"{samples.stem}.judged.json", {"results": results})
@@ -596,12 +576,8 @@ def submit(
     from grasp_bench.leaderboard.submit import run_submissions
     from grasp_bench.leaderboard.validate import validate_submission
 
-    try:
+    with user_errors(LockHeld, ValueError):
         written = run_submissions(run_dir, board, method)
-    except (LockHeld, ValueError) as exc:
-        _fail(exc)
-    except OSError as exc:
-        _fail_storage(exc)
     bad = False
     for sub in written:
         problems = validate_submission(sub, board)
@@ -641,13 +617,9 @@ def board_build(
     from grasp_bench.leaderboard.build import build_board, collect, table
     from grasp_bench.leaderboard.schema import write_json_schemas
 
-    try:
+    with user_errors(LockHeld):
         write_json_schemas(board / "schema")
         paths = build_board(board)
-    except LockHeld as exc:
-        _fail(exc)
-    except OSError as exc:
-        _fail_storage(exc)
     from rich.console import Console
     from rich.table import Table
 
@@ -677,12 +649,10 @@ def validate(config: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -
     from grasp_bench.config import load_experiment
     from grasp_bench.pipeline import check_published_refs, load_recipes
 
-    try:
+    with user_errors(ConfigError):
         exp = load_experiment(config)
         recipes = load_recipes(exp)
         check_published_refs(exp)
-    except ConfigError as exc:
-        _fail(exc)
     typer.echo(f"{config}: ok ({', '.join(r.label for r in recipes)})")
 
 
@@ -711,10 +681,8 @@ def data_fetch(
     if (from_file or expect_sha256) and len(names) > 1:
         _fail(ValueError("--from and --expect-sha256 take one set name"))
     for name in names:
-        try:
+        with user_errors(PublishedDataError):
             path, manifest, fetched = fetch(lookup(name), from_file, expect_sha256)
-        except PublishedDataError as exc:
-            _fail(exc)
         verb = "fetched" if fetched else "already fetched"
         typer.echo(
             f"{name}: {verb} {path} ({manifest['rows']} rows, sha256 {manifest['sha256']});"
@@ -805,7 +773,7 @@ def train(
 
     path = Path(method)
     names = [path.stem]
-    try:
+    with user_errors(ConfigError, LockHeld):
         exp = LoadedExperiment(
             config=ExperimentConfig(
                 name=f"train-{task}-{path.stem}",
@@ -822,10 +790,6 @@ def train(
         recipes = load_recipes(exp, allow_missing_deps=True)
         names = [r.label for r in recipes]
         adapters = train_targets(exp, recipes)
-    except (ConfigError, LockHeld) as exc:
-        _fail(exc)
-    except OSError as exc:
-        _fail_storage(exc)
     for name in names:
         typer.echo(f"{name}: {adapters.get(name)}")
 
@@ -928,15 +892,13 @@ def sweep(
     already done, indexed in <output_dir>/<sweep>/sweep.json, then submitted to a board."""
     from grasp_bench.sweep import load_sweep, plan_sweep, publish, run_sweep
 
-    try:
+    with user_errors(ConfigError):
         if executor not in ("local", "ray"):
             raise ConfigError(f"--executor {executor}: local or ray")
         if address and executor != "ray":
             raise ConfigError("--address is a Ray cluster's; add --executor ray")
         loaded = load_sweep(config)
         runs = plan_sweep(loaded)
-    except ConfigError as exc:
-        _fail(exc)
     if dry_run:
         for r in runs:
             state = "done" if r.is_done() else "to run"
