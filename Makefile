@@ -26,7 +26,7 @@ BOARD_RUNS ?= toy-compare board-insecure-code board-medical board-financial plan
 IMPLICIT_RUNS ?= implicit-pirate-wide implicit-pirate-l20 implicit-cowboy-wide
 REMOVAL_RUNS ?= implicit-removal-pirate-wide
 # held-out teachers of the removal study (arms fixed by a rule on pirate-wide), one report each
-HELDOUT_TEACHERS ?= cowboy-wide
+HELDOUT_TEACHERS ?= cowboy-wide pirate-l20
 board: install
 	$(BIN)/grasp-bench model prepare
 	for run in $(BOARD_RUNS); do \
