@@ -441,7 +441,6 @@ class ExperimentConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, v: str) -> str:
-
         if not safe_name(100).fullmatch(v):
             raise ValueError("must be letters, digits, '.', '_' or '-' (it names a directory)")
         return v

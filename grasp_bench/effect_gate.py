@@ -38,14 +38,15 @@ def effect_gate(
         part = frame[(frame.metric == metric.name) & (frame.split == "drift")]
         return part.dropna(subset=["value"])
 
-    ref = drift(base).groupby("prompt_id").value.mean()
-    mine = drift(lora).groupby(["seed", "prompt_id"]).value.mean().reset_index()
+    base_drift, lora_drift = drift(base), drift(lora)
+    ref = base_drift.groupby("prompt_id").value.mean()
+    mine = lora_drift.groupby(["seed", "prompt_id"]).value.mean().reset_index()
     mine = mine[mine.prompt_id.isin(ref.index)]
     worse = -1 if metric.higher_is_better else 1
     mine["value"] = worse * (mine.value - mine.prompt_id.map(ref))
     est = hierarchical_bootstrap(mine, ["seed", "prompt_id"], "value", n_boot)
-    if is_rate(drift(base).value) and is_rate(drift(lora).value):  # no zero width at 0 or 1
-        lora_rate = float(drift(lora).value.mean())
+    if is_rate(base_drift.value) and is_rate(lora_drift.value):  # no zero width at 0 or 1
+        lora_rate = float(lora_drift.value.mean())
         base_rate = float(ref.loc[ref.index.isin(mine.prompt_id)].mean())
         pa, pb = (lora_rate, base_rate) if worse == 1 else (base_rate, lora_rate)
         est.lo, est.hi = widen_difference_at_bound(

@@ -160,15 +160,6 @@ def _published(exp: LoadedExperiment, key: str, look: Any, kind: str) -> Any:
         raise ConfigError(f"{exp.path}:{line} data.{key}: {exc}") from None
 
 
-def _training_data(exp: LoadedExperiment, own: dict[str, Path]) -> str:
-    from grasp_bench.data.published import training_data_label
-
-    train_file = own.get("train_file")
-    return training_data_label(
-        exp.config.data.train_file, file_hash(train_file) if train_file else None
-    )
-
-
 def _warn_samples(drift: list[dict[str, Any]], samples: int) -> None:
     wanted = sorted({p["samples"] for p in drift if p.get("samples")})
     if wanted and wanted != [samples]:
@@ -187,6 +178,7 @@ class RunData:
     eval_prompts: list[dict[str, Any]]
     data_hash: str
     files: dict[str, Path]  # the user's data files, resolved (``_own_data_files``)
+    training_data: str  # what the methods train on, as the manifest and report say it
 
 
 def prepare_data(exp: LoadedExperiment) -> RunData:
@@ -196,7 +188,11 @@ def prepare_data(exp: LoadedExperiment) -> RunData:
     model = resolve_model(cfg.model)
     console.print(f"[bold]run[/] {run}  model={model}")
     atomic_write_json(run.marker, {"config_path": str(exp.path.resolve())})
+    from grasp_bench.data.published import training_data_label
+
     own = _own_data_files(exp)
+    hashes = {k: file_hash(p) for k, p in own.items()}
+    training_data = training_data_label(cfg.data.train_file, hashes.get("train_file"))
     stage = Stage(
         run.root,
         run.data.name,
@@ -204,7 +200,7 @@ def prepare_data(exp: LoadedExperiment) -> RunData:
             "task": cfg.task,
             # the user's files by content, not by path (a snapshot makes paths absolute)
             **cfg.data.model_dump(exclude={"train_file", "drift_questions"}),
-            "files": {k: file_hash(p) for k, p in own.items()},
+            "files": hashes,
         },
     )
     if not stage.is_done():
@@ -214,7 +210,7 @@ def prepare_data(exp: LoadedExperiment) -> RunData:
             cfg.task, cfg.data.seed, cfg.data.n_train, cfg.data.n_eval_task, cfg.data.n_eval_drift
         )
         meta = dict(td.meta)
-        meta["training_data"] = _training_data(exp, own)
+        meta["training_data"] = training_data
         if "train_file" in own:
             td.train = load_chat_jsonl(own["train_file"])
             meta["train_file"] = str(own["train_file"])
@@ -236,6 +232,7 @@ def prepare_data(exp: LoadedExperiment) -> RunData:
         eval_prompts=read_jsonl(run.eval_prompts),
         data_hash=file_hash(run.train_rows),
         files=own,
+        training_data=training_data,
     )
 
 
@@ -335,7 +332,7 @@ def _run_stages(
         if until in ("generate", "score"):
             return {"run_dir": run.root, "records": records}
         backends = {t.name: "hf-teacher-forced" for t in targets}
-        return _report(exp, spec, targets, records, run, backends)
+        return _report(exp, spec, targets, records, data, backends)
 
     # generate: vLLM (one engine start for the base model and every adapter) or batched
     # transformers, whichever the generation config resolves to on this machine; methods whose
@@ -428,7 +425,7 @@ def _run_stages(
     if until == "score":
         return {"run_dir": run.root, "records": records}
 
-    return _report(exp, spec, targets, records, run, gen_stage.manifest()["backends"])
+    return _report(exp, spec, targets, records, data, gen_stage.manifest()["backends"])
 
 
 CANARIES = "canaries.json"
@@ -532,12 +529,13 @@ def _report(
     spec: TaskSpec,
     targets: list[Target],
     records: list[dict[str, Any]],
-    run: RunDir,
+    data: RunData,
     backends: dict[str, str],
 ) -> dict[str, Any]:
     """Report stage: the trade-off table, its files and the direction agreement table."""
     from grasp_bench.report import build_table, print_table, write_report
 
+    run = data.run
     cfg = exp.config
     meta_rows = [
         {"target": t.name, "method": t.recipe.label, "seed": t.seed, "backend": backends[t.name]}
@@ -549,7 +547,7 @@ def _report(
         "experiment": cfg.model_dump(mode="json"),
         "model_path": resolve_model(cfg.model),
         "targets": meta_rows,
-        "training_data": _training_data(exp, _own_data_files(exp)),
+        "training_data": data.training_data,
     }
     canaries = run.score / CANARIES
     if canaries.exists():  # the LLM judge's canary check, beside the numbers it vouches for

@@ -172,13 +172,18 @@ def seed_summary(
     return pd.DataFrame(rows)
 
 
+def _with_method_and_seed(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its ``target`` names read back into ``method`` and ``seed`` columns."""
+    parsed = [parse_target(name) for name in frame["target"]]
+    return frame.assign(method=[m for m, _ in parsed], seed=[s for _, s in parsed])
+
+
 def seed_table(scores: list[dict[str, Any]]) -> pd.DataFrame:
     """Per method and seed: the style rate on the drift split and the exact-match rate on the
     task split (the CIs over seeds are then t-intervals of these per-seed means)."""
     t = pd.DataFrame(scores)
     t = t[t["value"].notna()]
-    t["method"] = [parse_target(name)[0] for name in t["target"]]
-    t["seed"] = [parse_target(name)[1] for name in t["target"]]
+    t = _with_method_and_seed(t)
     drift = t[(t["metric"] == "persona") & (t["split"] == "drift")]
     task = t[(t["metric"] == "correct") & (t["split"] == "task")]
     return (
@@ -255,8 +260,7 @@ def report_run(
     proj = projection_table(
         base_model, adapters, teacher, v, steer_layer, prompts, trust_remote_code
     )
-    proj["method"] = [parse_target(name)[0] for name in proj["target"]]
-    proj["seed"] = [parse_target(name)[1] for name in proj["target"]]
+    proj = _with_method_and_seed(proj)
     from grasp_bench.store import read_jsonl
 
     scores = read_jsonl(run.scores)

@@ -67,9 +67,6 @@ class RunDir:
     def recipe(self, label: str) -> Path:
         return self.recipes / f"{label}.yaml"
 
-    def train_stage(self, target: str) -> Path:
-        return self.train / target
-
     def adapter(self, target: str) -> Path:
         return self.train / target / ADAPTER
 

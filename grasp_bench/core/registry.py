@@ -10,7 +10,6 @@ conflict with a built-in shows at the plugin's own ``register`` call.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -61,9 +60,6 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         self._load_builtins()
         return name in self.entries
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
 
     def _load_builtins(self) -> None:
         if self._loaded or self._loading:

@@ -76,9 +76,8 @@ def _write_submissions(run_dir: Path, board_dir: Path, methods: list[str] | None
         if methods and method not in methods:
             continue
         for what, name in (("task", task), ("method", method)):
-            if not SAFE_NAME.fullmatch(
-                name
-            ):  # a folder name: it must not climb out of submissions/
+            # a folder name: it must not climb out of submissions/
+            if not SAFE_NAME.fullmatch(name):
                 raise ValueError(f"{what} {name!r} is not safe as a directory name")
         mine = [t for t in targets if t["method"] == method]
         names = {t["target"]: t for t in mine}
