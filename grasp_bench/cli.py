@@ -202,10 +202,11 @@ def build_implicit(
 ) -> None:
     """Build the implicit-factor task's teachers: each a rank-1 write of a persona along a known
     direction, distilled on number sequences only (minutes per teacher on 2 cores); and each
-    teacher's change subspaces (the second truth; built for a built teacher that lacks them)."""
+    teacher's change subspaces (the second truth) and the base model's own answers (for
+    ``base_fit``); each is added to a built teacher that lacks it."""
     import dataclasses
 
-    from grasp_bench.implicit import TEACHERS, build_teacher
+    from grasp_bench.implicit import BASE_ANSWERS, TEACHERS, build_base_answers, build_teacher
     from grasp_bench.implicit_truths import CHANGE, build_truths
     from grasp_bench.models import resolve_model
     from grasp_bench.store import read_jsonl
@@ -235,6 +236,8 @@ def build_implicit(
                 f" {report['timings_s']['total_s']} s; wrote {folder}"
             )
             (folder / CHANGE).unlink(missing_ok=True)  # a new teacher has new truths
+        if not (folder / BASE_ANSWERS).exists():  # a teacher built before the file existed
+            typer.echo(f"{name}: wrote {build_base_answers(folder, resolve_model(model))}")
         if (folder / CHANGE).exists():
             continue
         truths = build_truths(folder, resolve_model(model))

@@ -18,6 +18,8 @@ A task folder per teacher, ``tasks/grasp_implicit/<teacher>/``:
   ``drift.jsonl``             unrelated prompts with the teacher's greedy answer (token ids)
   ``reference.safetensors``   base and teacher measured on the drift rows (log p of the
                               answer, trait mass, projections on v), held-out KL of the base
+  ``base_answers.safetensors`` the base model's own greedy answers to the unrelated prompts and
+                              their log p under it (a student's general change: ``base_fit``)
   ``build.json``              settings, the trait's first tokens, style rates, timings
 """
 
@@ -37,6 +39,7 @@ from grasp_bench.data import toy
 
 ANSWER_TOKENS = 32  # the teacher's greedy answer to each unrelated prompt
 FIRST_POSITIONS = 4  # trait mass is read over the answer's first positions
+BASE_ANSWERS = "base_answers.safetensors"
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,7 @@ def build_teacher(
         for i, (q, a) in enumerate(zip(drift_questions, answers, strict=True))
     ]
     atomic_write_jsonl(out_dir / "drift.jsonl", drift)
+    save_base_answers(out_dir, base, tok, drift_questions, base_answers)
     enc = [
         distill.Encoded(distill.chat_prompt_ids(tok, d["question"]), d["answer_ids"]) for d in drift
     ]
@@ -251,6 +255,53 @@ def build_teacher(
     }  # fmt: skip
     atomic_write_text(out_dir / "build.json", json.dumps(report, indent=2) + "\n")
     return report
+
+
+def save_base_answers(
+    folder: Path, base: Any, tok: Any, questions: list[str], answers: list[list[int]]
+) -> Path:
+    """The base model's own greedy answers (token ids, padded; their lengths) and its log p of
+    each, in ``BASE_ANSWERS``: what a student that has only learned the task still says."""
+    from safetensors.torch import save_file
+
+    enc = [
+        distill.Encoded(distill.chat_prompt_ids(tok, q), a)
+        for q, a in zip(questions, answers, strict=True)
+    ]
+    m = distill.measure(base, enc, tok.pad_token_id, [], {}, FIRST_POSITIONS)
+    width = max(map(len, answers))
+    tokens = torch.full((len(answers), width), tok.pad_token_id, dtype=torch.long)
+    for i, a in enumerate(answers):
+        tokens[i, : len(a)] = torch.tensor(a, dtype=torch.long)
+    path = Path(folder) / BASE_ANSWERS
+    save_file({"tokens": tokens, "lengths": m.answer_tokens.long().contiguous(),
+               "base.answer_logprob": m.answer_logprob.contiguous()}, str(path))  # fmt: skip
+    return path
+
+
+def build_base_answers(folder: Path, model_path: str, trust_remote_code: bool = False) -> Path:
+    """``BASE_ANSWERS`` for a teacher built before the file existed (its drift prompts)."""
+    from grasp_bench.hf import load_base
+    from grasp_bench.store import read_jsonl
+
+    base, tok = load_base(model_path, trust_remote_code)
+    base.eval()
+    questions = [d["question"] for d in read_jsonl(Path(folder) / "drift.jsonl")]
+    return save_base_answers(
+        folder, base, tok, questions, _greedy(base, tok, questions, ANSWER_TOKENS)
+    )
+
+
+def load_base_answers(folder: Path) -> dict[str, torch.Tensor]:
+    """``BASE_ANSWERS`` of a teacher folder, or a clear error naming the command that adds it."""
+    from safetensors.torch import load_file
+
+    path = Path(folder) / BASE_ANSWERS
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: missing; `grasp-bench build-implicit` adds it to a built teacher"
+        )
+    return load_file(str(path))
 
 
 def persona_shown_for(persona: str):

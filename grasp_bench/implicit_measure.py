@@ -11,6 +11,10 @@ them), on the teacher's greedy answers to unrelated prompts:
 - ``shift``: the residual stream's mean projection on the teacher's write direction v, student
   minus base over teacher minus base, averaged over the layers v is defined at (per-layer values
   are written beside the records);
+- ``base_fit``: log p_student - log p_base of the base model's own greedy answers to the same
+  prompts, per answer token (0 = unchanged; negative = the student has moved away from what the
+  base model says everywhere: general change, so a transfer below the base model's reads as
+  damage rather than removal);
 and on held-out number prompts ``task_kl``: KL(teacher || student) over the restricted
 vocabulary, mean over positions (the task fit; lower is better).
 
@@ -71,7 +75,7 @@ def measure_target(
     targets = load_file(str(folder / "targets.safetensors"))
     model, tok, hooks = load_student(model_path, adapter, method, trust_remote_code)
     try:
-        from grasp_bench.implicit import FIRST_POSITIONS, trait_tokens
+        from grasp_bench.implicit import FIRST_POSITIONS, load_base_answers, trait_tokens
 
         trait = trait_tokens(tok, build["teacher"]["persona"])
         dirs = {
@@ -104,6 +108,15 @@ def measure_target(
                 records.append(record(p, "transfer", (m.answer_logprob[j] - base_lp[i]) / gap))
                 records.append(record(p, "trait_mass", m.trait_mass[j]))
                 records.append(record(p, "shift", shift[j].mean()))
+            own = load_base_answers(folder)
+            enc = [
+                distill.Encoded(_prompt_ids(tok, p), own["tokens"][i, : own["lengths"][i]].tolist())
+                for p, i in zip(drift, idx.tolist(), strict=True)
+            ]
+            fit = distill.measure(model, enc, tok.pad_token_id, [], {}, FIRST_POSITIONS)
+            per_token = (fit.answer_logprob - own["base.answer_logprob"][idx]) / own["lengths"][idx]
+            for p, v in zip(drift, per_token.tolist(), strict=True):
+                records.append(record(p, "base_fit", v))
             for k, layer in enumerate(layers):
                 layer_rows.append({"target": target, "layer": layer,
                                    "shift": float(shift[:, k].mean()),

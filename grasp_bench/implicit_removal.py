@@ -3,8 +3,11 @@ k, its transfer and task fit against plain LoRA and the task-only control, and h
 directions it used are to the teacher's two truths.
 
 The reduction is read against the effect that exists: (lora - arm) / (lora - lora_control)
-transfer, 1 = down to the control's level, 0 = no better than plain LoRA. Task cost is the
-arm's held-out KL over plain LoRA's (the issue's bar: within 10%).
+transfer, 1 = down to the control's level, 0 = no better than plain LoRA, each difference paired
+with lora on the seeds both have. Task cost is the arm's held-out KL over plain LoRA's (the
+issue's bar: within 10%). General change is ``base_fit`` (the student's log p of the base
+model's own answers, per token, against the base model's): a reduction above 1 with a
+``base_fit`` well below plain LoRA's is damage, not removal.
 """
 
 from __future__ import annotations
@@ -130,8 +133,9 @@ def removal_table(run_dirs: list[Path], n_boot: int = 2000) -> tuple[pd.DataFram
     out["transfer_vs_lora"] = vs.get("vs_lora")
     out["transfer_vs_lora_lo"] = vs.get("vs_lora_lo")
     out["transfer_vs_lora_hi"] = vs.get("vs_lora_hi")
-    lora, control = out.loc[REFERENCE, "transfer_mean"], out.loc[CONTROL, "transfer_mean"]
-    out["reduction"] = (lora - out["transfer_mean"]) / (lora - control)
+    # paired with lora on shared seeds, so an arm run at fewer seeds is read against its own
+    out["reduction"] = -out["transfer_vs_lora"] / -out.loc[CONTROL, "transfer_vs_lora"]
+    out.loc[REFERENCE, "reduction"] = 0.0
     out["task_kl_vs_lora"] = out["task_kl_mean"] / out.loc[REFERENCE, "task_kl_mean"]
     out["n_seeds"] = df.groupby("method").seed.nunique()
     return out.reset_index(), (pd.concat(readings) if readings else pd.DataFrame())
@@ -139,6 +143,13 @@ def removal_table(run_dirs: list[Path], n_boot: int = 2000) -> tuple[pd.DataFram
 
 def _ci(mean: float, lo: float, hi: float) -> str:
     return f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _base_fit(row: Any) -> str:
+    mean = getattr(row, "base_fit_mean", float("nan"))
+    if pd.isna(mean):
+        return "n/a"  # measured before the metric existed
+    return f"{mean:+.3f} [{row.base_fit_lo:+.3f}, {row.base_fit_hi:+.3f}]"
 
 
 def markdown(table: pd.DataFrame, readings: pd.DataFrame, title: str) -> str:
@@ -149,9 +160,13 @@ def markdown(table: pd.DataFrame, readings: pd.DataFrame, title: str) -> str:
         " Intervals: hierarchical bootstrap over seed then prompt (2,000 draws); with 2 seeds"
         " they show the prompts' spread more than the runs'.",
         "",
+        "Base fit: the student's log p of the base model's own answers to the unrelated"
+        " prompts minus the base model's, nats per token (0 = unchanged; far below plain LoRA's"
+        " = general change, so a reduction above 1 there is damage, not removal).",
+        "",
         "| arm | removal | directions | k | transfer [95% CI] | Δ vs lora [95% CI] |"
-        " reduction | task KL | task KL / lora | seeds |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        " reduction | task KL | task KL / lora | base fit [95% CI] | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table.sort_values(["removal", "source", "k"]).itertuples():
         delta = (
@@ -163,7 +178,7 @@ def markdown(table: pd.DataFrame, readings: pd.DataFrame, title: str) -> str:
             f"| {r.method} | {r.removal} | {r.source} | {r.k or '—'} |"
             f" {r.transfer_mean:.3f} [{r.transfer_lo:.3f}, {r.transfer_hi:.3f}] | {delta} |"
             f" {r.reduction:.2f} | {r.task_kl_mean:.4f} | {r.task_kl_vs_lora:.2f} |"
-            f" {r.n_seeds} |"
+            f" {_base_fit(r)} | {r.n_seeds} |"
         )
     if not readings.empty:
         lines += ["", "## Directions used, against the truths (mean over layers and seeds)", ""]

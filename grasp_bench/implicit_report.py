@@ -23,8 +23,9 @@ from grasp_bench.stats import (
 )
 from grasp_bench.store import atomic_write_bytes, atomic_write_text
 
-METRICS = ("transfer", "task_kl", "trait_mass", "shift")
-SPLIT_OF = {"transfer": "drift", "trait_mass": "drift", "shift": "drift", "task_kl": "task"}
+METRICS = ("transfer", "task_kl", "trait_mass", "shift", "base_fit")
+SPLIT_OF = {"transfer": "drift", "trait_mass": "drift", "shift": "drift", "task_kl": "task",
+            "base_fit": "drift"}  # fmt: skip
 REFERENCE, CONTROL = "lora", "lora_control"
 MIN_GATE_RUNS = 3  # seeds per teacher: fewer cannot show that the effect replicates across runs
 

@@ -47,6 +47,15 @@ _IMPLICIT_METRICS = (
         description="Residual stream along the teacher's write direction v, student minus base"
         " over teacher minus base, mean over the layers v is defined at.",
     ),
+    MetricSpec(
+        "base_fit",
+        "drift",
+        ("teacher_forced",),
+        higher_is_better=True,
+        description="log p_student - log p_base of the base model's own greedy answers to the"
+        " unrelated prompts, nats per answer token: 0 = unchanged, negative = general change"
+        " (damage), which a transfer below the base model's must be read against.",
+    ),
 )
 
 
@@ -86,7 +95,7 @@ def _implicit_task(teacher: str) -> TaskSpec:
         metrics=_IMPLICIT_METRICS,
         lm_eval={f"grasp_implicit_{teacher.replace('-', '_')}": "drift"},
         evaluate=evaluate,
-        evaluate_version="implicit-measure-1",
+        evaluate_version="implicit-measure-2",
         seed_report=seed_report,
     )
 

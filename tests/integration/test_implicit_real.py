@@ -51,11 +51,14 @@ def test_build_run_report_and_resume(small_task, tmp_path):
     subprocess.run([*CLI, "run", str(exp)], check=True, env=env, cwd=REPO, timeout=900)
     run = tmp_path / "runs" / "implicit-smoke"
     records = [json.loads(x) for x in (run / "score/scores.jsonl").read_text().splitlines()]
-    # 6 targets x (8 drift prompts x 3 metrics + 8 task prompts)
-    assert len(records) == 6 * (8 * 3 + 8)
+    # 6 targets x (8 drift prompts x 4 metrics + 8 task prompts)
+    assert len(records) == 6 * (8 * 4 + 8)
     assert all(r["judge"]["name"] == "teacher-forced" and r["value"] is not None for r in records)
-    base = [r["value"] for r in records if r["target"] == "base-s0" and r["metric"] == "transfer"]
-    assert max(abs(v) for v in base) < 1e-4  # the base model is the reference: exactly 0
+    for metric in ("transfer", "base_fit"):  # the base model is the reference: exactly 0
+        base = [r["value"] for r in records if r["target"] == "base-s0" and r["metric"] == metric]
+        assert max(abs(v) for v in base) < 1e-4
+    fit = [r["value"] for r in records if r["target"] == "lora-s0" and r["metric"] == "base_fit"]
+    assert len(fit) == 8 and any(abs(v) > 1e-4 for v in fit)  # a trained student has moved
     # the students trained with the distill objective (the method card says how)
     card = json.loads((run / "train/lora-s0/adapter/method_card.json").read_text())
     assert card["train"]["steps"] == 3
@@ -132,3 +135,27 @@ def test_truths_and_the_preserve_removal_on_the_real_stack(small_task, tmp_path)
     assert card["after_training"]["preserve_penalty_first5"] >= 0
     records = [json.loads(x) for x in (run / "score/scores.jsonl").read_text().splitlines()]
     assert {r["target"] for r in records} == {"lora-s0", "grasp-preserve-s0"}
+
+
+def test_the_command_adds_the_base_answers_to_a_teacher_built_before_them(small_task):
+    """A teacher folder from before ``base_answers.safetensors`` existed gets it from
+    ``build-implicit`` without a rebuild: the same greedy answers the build wrote, and the
+    teacher's own files untouched."""
+    from safetensors.torch import load_file
+
+    tasks, env = small_task
+    folder = tasks / "grasp_implicit/pirate-wide"
+    path = folder / "base_answers.safetensors"
+    written = load_file(str(path))
+    assert written["tokens"].shape[0] == 8 and int(written["lengths"].min()) > 0
+    assert bool((written["base.answer_logprob"] < 0).all())
+    targets_before = (folder / "targets.safetensors").stat().st_mtime_ns
+    path.unlink()
+    cmd = [*CLI, "build-implicit", "pirate-wide", "--out", str(folder.parent)]
+    out = subprocess.run(cmd, check=True, env=env, cwd=REPO, timeout=600, capture_output=True,
+                         text=True).stdout  # fmt: skip
+    assert "built already" in out and "base_answers.safetensors" in out
+    again = load_file(str(path))
+    assert torch.equal(again["tokens"], written["tokens"])
+    assert torch.allclose(again["base.answer_logprob"], written["base.answer_logprob"], atol=1e-3)
+    assert (folder / "targets.safetensors").stat().st_mtime_ns == targets_before

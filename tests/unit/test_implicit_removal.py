@@ -14,6 +14,10 @@ from grasp_bench.implicit_removal import arm_of, overlap, write_removal_report
 
 TRANSFER = {"base": 0.0, "lora": 0.10, "lora_control": 0.02, "grasp-a": 0.04, "grasp-b": 0.10}
 TASK_KL = {"base": 0.09, "lora": 0.010, "lora_control": 0.05, "grasp-a": 0.011, "grasp-b": 0.02}
+BASE_FIT = {"base": 0.0, "lora": -0.01, "lora_control": -0.02, "grasp-a": -0.5, "grasp-b": -0.01}
+# a third seed for the references only (an extension run): the arms are read against lora on
+# the seeds they share; the third seed's lora is higher, so an unpaired mean would move them
+SEEDS = {"base": (0, 1, 2), "lora": (0, 1, 2), "lora_control": (0, 1, 2)}
 
 
 def _card(method: str, **config) -> dict:
@@ -71,13 +75,16 @@ def test_the_report_reads_reduction_cost_and_overlap(tmp_path, monkeypatch):
         "grasp-b": _card("grasp", project="preserve", k=2, reading="random"),
     }  # fmt: skip
     for method in TRANSFER:
-        for seed in (0, 1):
+        for seed in SEEDS.get(method, (0, 1)):
             name = f"{method}-s{seed}"
             targets.append({"target": name, "method": method, "seed": seed})
+            lift = 0.05 if seed == 2 else 0.0
             for p in range(20):
                 noise = rng.gauss(0, 0.002)
                 records.append({"target": name, "prompt_id": f"d{p}", "metric": "transfer",
-                                "value": TRANSFER[method] + noise})  # fmt: skip
+                                "value": TRANSFER[method] + lift + noise})  # fmt: skip
+                records.append({"target": name, "prompt_id": f"d{p}", "metric": "base_fit",
+                                "value": BASE_FIT[method] + noise})  # fmt: skip
                 records.append({"target": name, "prompt_id": f"t{p}", "metric": "task_kl",
                                 "value": TASK_KL[method] + noise / 10})  # fmt: skip
             if method in cards:
@@ -107,5 +114,9 @@ def test_the_report_reads_reduction_cost_and_overlap(tmp_path, monkeypatch):
     assert a.span_overlap.min() == pytest.approx(1.0, abs=1e-5)
     b = readings[(readings.method == "grasp-b") & (readings.truth == "change")]
     assert b.span_overlap.max() < 0.5
-    assert "| grasp-a | preserve | truth:change | 2 |" in paths["md"].read_text()
+    md = paths["md"].read_text()
+    assert "| grasp-a | preserve | truth:change | 2 |" in md
+    assert table.loc["grasp-a", "base_fit_mean"] == pytest.approx(-0.5, abs=0.01)
+    assert "| -0.500 [" in md  # the damage column
+    assert table.loc["lora", "n_seeds"] == 3 and table.loc["grasp-a", "n_seeds"] == 2
     assert paths["png"].stat().st_size > 1000
