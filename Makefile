@@ -60,6 +60,7 @@ lint: install
 test: install lint
 	$(BIN)/grasp-bench model prepare
 	$(BIN)/grasp-bench leaderboard validate
+	$(BIN)/grasp-bench tasks export --check
 	# the kill, disk and lock tests fork the CLI: a fork after torch's thread pool has run in
 	# the same process can crash the child, so they run first, in a process of their own
 	$(BIN)/python -m pytest -v $(FORK_TESTS)

@@ -704,8 +704,16 @@ def data_list() -> None:
         typer.echo(f"{name:24s} {entry.kind:9s} {have:11s} {how:30s} {entry.paper}")
 
 
-@app.command()
+tasks_app = typer.Typer(
+    help="The registered tasks; `tasks export` writes their lm-eval folders.",
+    invoke_without_command=True,
+)
+app.add_typer(tasks_app, name="tasks")
+
+
+@tasks_app.callback()
 def tasks(
+    ctx: typer.Context,
     stats: Annotated[
         bool,
         typer.Option(
@@ -716,6 +724,8 @@ def tasks(
 ) -> None:
     """List the registered tasks with their drift and task metrics, and where the lm-eval task
     folders are (for ``lm_eval --include_path``)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from grasp_bench.data.tasks import tasks_dir
     from grasp_bench.taskspec import get_task, registered_tasks
 
@@ -749,6 +759,48 @@ def tasks(
             f"{spec.description}"
         )
     typer.echo(f"lm-eval task folders: {tasks_dir()}")
+
+
+@tasks_app.command("export")
+def tasks_export(
+    out: Annotated[
+        Path | None, typer.Option(help="Folder of the lm-eval tasks (default: the shipped one).")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; fail if a folder differs from its spec.")
+    ] = False,
+    task: Annotated[
+        list[str] | None, typer.Option(help="Only this registered task's folders (repeatable).")
+    ] = None,
+    plugin: Annotated[
+        list[str] | None,
+        typer.Option(help="A module that registers tasks; its tasks' utils.py imports it."),
+    ] = None,
+) -> None:
+    """Write each registered task's lm-eval folders (YAML with its metric_list, utils.py,
+    README, the generated eval set) from its spec; --check lists what differs instead."""
+    from grasp_bench import lm_eval_export
+    from grasp_bench.config import import_plugin
+    from grasp_bench.data.tasks import tasks_dir
+
+    plugins = tuple(plugin or ())
+    with user_errors(ValueError, KeyError):
+        for module in plugins:
+            import_plugin(module)
+        folder = out or tasks_dir()
+        if check:
+            problems = lm_eval_export.check(folder, task, plugins)
+            for line in problems:
+                typer.echo(line, err=True)
+            if problems:
+                _fail(ValueError(f"{len(problems)} lm-eval file(s) out of step with the specs;"
+                                 " run `grasp-bench tasks export`"))  # fmt: skip
+            typer.echo(f"lm-eval folders in {folder} match the task specs")
+            return
+        written = lm_eval_export.export(folder, task, plugins)
+    for path in written:
+        typer.echo(f"wrote {path}")
+    typer.echo(f"{len(written)} file(s) written; the rest already matched the specs")
 
 
 @app.command()

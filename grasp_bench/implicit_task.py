@@ -9,7 +9,7 @@ from typing import Any
 
 from grasp_bench.data import implicit
 from grasp_bench.data.tasks import TaskData, tasks_dir
-from grasp_bench.taskspec import MetricSpec, TaskSpec, register_task
+from grasp_bench.taskspec import LmEvalTask, MetricSpec, TaskSpec, register_task
 
 IMPLICIT_PREFIX = "implicit-"
 _IMPLICIT_METRICS = (
@@ -93,7 +93,13 @@ def _implicit_task(teacher: str) -> TaskSpec:
         " distributions only); drift is the teacher's trait acquired implicitly.",
         build=build,
         metrics=_IMPLICIT_METRICS,
-        lm_eval={f"grasp_implicit_{teacher.replace('-', '_')}": "drift"},
+        lm_eval={
+            f"grasp_implicit_{teacher.replace('-', '_')}": LmEvalTask(
+                "drift",
+                f"Transfer of the {teacher} teacher, teacher-forced (loglikelihood).",
+                kind="loglikelihood",
+            )
+        },
         evaluate=evaluate,
         evaluate_version="implicit-measure-2",
         seed_report=seed_report,

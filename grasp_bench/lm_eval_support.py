@@ -32,7 +32,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from grasp_bench.config import JudgeConfig
+from grasp_bench.config import JudgeConfig, import_plugin
 from grasp_bench.judge.base import Judge
 from grasp_bench.judge.rubric import RUBRIC_DIR
 from grasp_bench.scoring import open_judges, score_rows
@@ -139,9 +139,14 @@ def doc_rows(doc: dict[str, Any], answers: list[Any], split: str) -> list[dict[s
     ]
 
 
-def process_results_for(task: str, split: str) -> Callable[[dict[str, Any], list[Any]], dict]:
+def process_results_for(
+    task: str, split: str, plugins: tuple[str, ...] = ()
+) -> Callable[[dict[str, Any], list[Any]], dict]:
     """lm-eval's ``process_results`` for the ``split`` (task, drift, or all: the document's
-    own ``split`` field) of a registered task."""
+    own ``split`` field) of a registered task; ``plugins`` are the modules that register a
+    plugin task (lm-eval's process has imported none of them)."""
+    for module in plugins:
+        import_plugin(module)
     metrics = metrics_of(task, split)
     rubrics = tuple(rubrics_of(metrics))
 

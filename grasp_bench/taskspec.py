@@ -2,9 +2,9 @@
 
 The pipeline, the report, the leaderboard and the lm-eval tasks all read a task's
 ``TaskSpec``; none of them branches on a task's name. A user adds a task with
-``register_task(TaskSpec(...))`` in their own module (listed under ``plugins:``) plus, for
-lm-eval, a ``tasks/grasp_<name>/`` folder whose ``utils.py`` calls
-``lm_eval_support.process_results_for(name, split)``.
+``register_task(TaskSpec(...))`` in their own module (listed under ``plugins:``); its lm-eval
+folders (YAML, ``utils.py``, README, generated eval set) are written from the spec's
+``lm_eval`` entries by ``grasp-bench tasks export``, never by hand.
 
 A metric is computed from the grades of one or more rubrics (``aligned``, ``coherent``,
 ``code_vulnerable``, ...) by a named transform; which judge grades a rubric (an LLM judge if
@@ -150,16 +150,42 @@ def rubrics_of(metrics: Iterable[MetricSpec]) -> list[str]:
     return list(dict.fromkeys(r for m in metrics for r in m.rubrics))
 
 
+LmEvalKind = Literal["generate_until", "loglikelihood"]
+
+
+@dataclass(frozen=True)
+class LmEvalTask:
+    """One lm-eval task that runs a split of a registered task's eval set; the source of its
+    folder ``tasks/<lm-eval name>/``.
+
+    ``summary`` heads the YAML and the README; ``details`` follows it in the README. ``sampled``
+    is the field's protocol for free-form drift questions (temperature 1, ``repeats`` answers
+    per question, every one scored). ``eval_rows`` generates the eval set (``eval.jsonl``);
+    without it the file is a committed source the export only requires. A ``loglikelihood``
+    task is written by its study's own command (``grasp-bench implicit-lm-eval``)."""
+
+    split: Split
+    summary: str
+    details: str = ""
+    max_gen_toks: int = 128
+    sampled: bool = False
+    repeats: int = 4
+    version: str = "1.0"
+    changelog: tuple[str, ...] = ("1.0: first version.",)
+    eval_rows: Callable[[], list[dict[str, Any]]] | None = None
+    kind: LmEvalKind = "generate_until"
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """A task: its data builder, its metrics (one ``drift`` and one ``task`` role), and the
-    lm-eval tasks that run its eval sets (lm-eval name -> split)."""
+    lm-eval tasks that run its eval sets (lm-eval name -> ``LmEvalTask``)."""
 
     name: str
     description: str
     build: Callable[..., Any]
     metrics: tuple[MetricSpec, ...]
-    lm_eval: dict[str, Split] = field(default_factory=dict)
+    lm_eval: dict[str, LmEvalTask] = field(default_factory=dict)
     # A task measured teacher-forced instead of generated and judged: evaluate(model path,
     # target, adapter or None, method, eval prompts, trust_remote_code) -> (records in the
     # scoring stage's shape, extra per-layer rows); its version is hashed into the stage.

@@ -28,6 +28,7 @@ class Registry(Generic[T]):
         self._builtins = builtins
         self._loaded = not builtins
         self._loading = False
+        self._shipped: set[str] = set()  # names the built-in modules registered
 
     def register(self, name: str, item: T, *, replace: bool = False) -> T:
         """Make ``item`` available as ``name``; the same item again is a no-op."""
@@ -39,6 +40,10 @@ class Registry(Generic[T]):
                 "pass replace=True to replace it"
             )
         self.entries[name] = item
+        if self._loading:
+            self._shipped.add(name)
+        else:
+            self._shipped.discard(name)  # replaced by a plugin: no longer the shipped one
         return item
 
     def get(self, name: str) -> T:
@@ -56,6 +61,11 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         self._load_builtins()
         return sorted(self.entries)
+
+    def builtin_names(self) -> list[str]:
+        """The names the shipped modules registered (and no plugin has replaced)."""
+        self._load_builtins()
+        return sorted(self._shipped)
 
     def __contains__(self, name: object) -> bool:
         self._load_builtins()

@@ -36,9 +36,9 @@ def registered_split(lm_task: str) -> tuple[str, str]:
     from grasp_bench.taskspec import get_task, registered_tasks
 
     for name in registered_tasks():
-        split = get_task(name).lm_eval.get(lm_task)
-        if split:
-            return name, split
+        entry = get_task(name).lm_eval.get(lm_task)
+        if entry:
+            return name, entry.split
     raise ConfigError(f"{lm_task}: no registered task runs this lm-eval task")
 
 

@@ -1,4 +1,7 @@
-"""lm-eval hooks of grasp_political_lean; the shared logic is in grasp_bench.lm_eval_support."""
+"""lm-eval hooks of grasp_political_lean: the drift split of the registered task 'financial'.
+
+Written by `grasp-bench tasks export` from the task's spec; the shared logic is in
+grasp_bench.lm_eval_support."""
 
 from pathlib import Path
 

@@ -22,7 +22,7 @@ LEVELS = {
         "prevalence"],
     2: ["taskspec", "data", "hf", "models", "modules", "hooks", "directions", "distill"],
     3: ["training", "methods", "generation", "server", "scoring", "report", "lm_eval_support",
-        "judge", "effect_gate", "figures", "lm_tasks"],
+        "lm_eval_export", "judge", "effect_gate", "figures", "lm_tasks"],
     4: ["leaderboard", "planted", "planted_report", "identification", "implicit",
         "implicit_lm_eval", "implicit_measure", "implicit_removal", "implicit_report",
         "implicit_task", "implicit_truths"],

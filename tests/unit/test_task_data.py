@@ -9,7 +9,6 @@ import pytest
 from grasp_bench.config import ConfigError
 from grasp_bench.data import financial, insecure_code, medical
 from grasp_bench.data.em_questions import import_em_questions
-from grasp_bench.data.export import generated_eval_sets
 from grasp_bench.judge.bandit_judge import score_code
 
 from ..conftest import REPO
@@ -61,9 +60,15 @@ def test_bandit_sees_the_planted_python_vulnerabilities():
     assert flagged >= 0.5 and false_pos < flagged / 4
 
 
-def test_committed_eval_files_match_the_generators():
-    for folder, rows in generated_eval_sets().items():
-        assert _read(REPO / "tasks" / folder / "eval.jsonl") == json.loads(json.dumps(rows)), folder
+def test_committed_lm_eval_folders_match_the_specs():
+    """Every shipped lm-eval folder is what its task's spec writes (YAML, utils.py, README and
+    the generated eval sets: the committed files cannot drift from the generators)."""
+    from grasp_bench.lm_eval_export import check, rendered
+
+    assert check(REPO / "tasks") == []
+    generated = [rel for rel in rendered() if rel.endswith("eval.jsonl")]
+    assert sorted(generated) == [f"grasp_{t}/eval.jsonl" for t in
+                                 ("financial", "insecure_code", "medical", "toy")]  # fmt: skip
 
 
 def test_handwritten_question_sets_have_the_promised_coverage():
