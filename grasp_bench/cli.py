@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from grasp_bench.config import ConfigError
+from grasp_bench.core.yaml_loader import ConfigError
 from grasp_bench.locks import LockHeld
 from grasp_bench.rundir import RunDir
 
@@ -780,7 +780,7 @@ def tasks_export(
     """Write each registered task's lm-eval folders (YAML with its metric_list, utils.py,
     README, the generated eval set) from its spec; --check lists what differs instead."""
     from grasp_bench import lm_eval_export
-    from grasp_bench.config import import_plugin
+    from grasp_bench.core.yaml_loader import import_plugin
     from grasp_bench.data.tasks import tasks_dir
 
     plugins = tuple(plugin or ())

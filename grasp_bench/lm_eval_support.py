@@ -32,7 +32,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from grasp_bench.config import JudgeConfig, import_plugin
+from grasp_bench.config import JudgeConfig
+from grasp_bench.core.yaml_loader import import_plugin
 from grasp_bench.judge.base import Judge
 from grasp_bench.judge.rubric import RUBRIC_DIR
 from grasp_bench.scoring import open_judges, score_rows

@@ -15,7 +15,8 @@ from typing import Any
 
 from rich.console import Console
 
-from grasp_bench.config import ConfigError, LoadedExperiment, import_plugin
+from grasp_bench.config import LoadedExperiment
+from grasp_bench.core.yaml_loader import ConfigError, import_plugin
 from grasp_bench.data import build_task, load_chat_jsonl
 from grasp_bench.data.em_questions import em_drift_prompts
 from grasp_bench.hardware import describe as describe_machine

@@ -42,24 +42,26 @@ from rich.console import Console
 
 from grasp_bench.config import (
     SAFE_LABEL,
-    ConfigError,
     DataConfig,
     ExperimentConfig,
     GenerationConfig,
     JudgeConfig,
     LoadedExperiment,
-    Loc,
     MethodRef,
-    StrictModel,
     TrainConfig,
-    _format_loc,
-    _line_for,
+)
+from grasp_bench.core.names import safe_name
+from grasp_bench.core.yaml_loader import (
+    ConfigError,
+    Loc,
+    StrictModel,
+    format_loc,
     format_validation_error,
     import_plugin,
+    line_for,
     load_yaml,
     validate_as,
 )
-from grasp_bench.core.names import safe_name
 from grasp_bench.rundir import RunDir
 from grasp_bench.store import atomic_write_json, file_hash, stable_hash
 
@@ -186,9 +188,7 @@ class LoadedSweep(BaseModel):
     lines: dict[Loc, int]
 
     def error(self, loc: Loc, message: str) -> ConfigError:
-        return ConfigError(
-            f"{self.path}:{_line_for(loc, self.lines)} {_format_loc(loc)}: {message}"
-        )
+        return ConfigError(f"{self.path}:{line_for(loc, self.lines)} {format_loc(loc)}: {message}")
 
 
 def load_sweep(path: Path) -> LoadedSweep:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from grasp_bench.config import ConfigError
+from grasp_bench.core.yaml_loader import ConfigError
 
 ROLES = {"system", "user", "assistant"}
 

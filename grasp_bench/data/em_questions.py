@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from grasp_bench.config import ConfigError, StrictModel, load_yaml, validate_as
+from grasp_bench.core.yaml_loader import ConfigError, StrictModel, load_yaml, validate_as
 
 
 class EMQuestion(StrictModel):

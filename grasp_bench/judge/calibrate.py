@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from grasp_bench.config import ConfigError
+from grasp_bench.core.yaml_loader import ConfigError
 from grasp_bench.judge.base import Judge, JudgeItem, Score, judge_name
 from grasp_bench.judge.labels import POSITIVE, LabelFile, Positive, _num
 from grasp_bench.taskspec import MetricSpec, TaskSpec

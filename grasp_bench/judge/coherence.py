@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from grasp_bench.config import StrictModel, load_yaml, validate_as
+from grasp_bench.core.yaml_loader import StrictModel, load_yaml, validate_as
 
 COHERENCE_DIR = Path(__file__).parent / "coherence"
 DEFAULT_FILE = COHERENCE_DIR / "coherence-v1.yaml"
@@ -137,7 +137,7 @@ def load_coherence(path: Path = DEFAULT_FILE) -> CoherenceFile:
     spec = validate_as(CoherenceFile, data, path, lines)
     unknown = [f.name for f in spec.features if f.name not in FEATURES]
     if unknown:
-        from grasp_bench.config import ConfigError
+        from grasp_bench.core.yaml_loader import ConfigError
 
         raise ConfigError(f"{path}: features: unknown {unknown}; known: {list(FEATURES)}")
     return spec
@@ -187,7 +187,7 @@ def fit(
 def fit_from_labels(label_files: list[Path], part: str, scorer: str, version: int) -> CoherenceFile:
     """A judge fitted on the ``part`` (dev) of reference label files' coherent labels, naming
     each file, its digest and how many of its labels it used."""
-    from grasp_bench.config import ConfigError
+    from grasp_bench.core.yaml_loader import ConfigError
     from grasp_bench.judge.labels import load_labels, split_part
 
     parts = [split_part(load_labels(p), part) for p in label_files]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from grasp_bench.config import StrictModel, load_yaml, validate_as
+from grasp_bench.core.yaml_loader import StrictModel, load_yaml, validate_as
 
 EXEMPLAR_DIR = Path(__file__).parent / "exemplars"
 

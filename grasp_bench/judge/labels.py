@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, Strict, ValidationError, field_validator
 
-from grasp_bench.config import ConfigError, StrictModel, format_validation_error
+from grasp_bench.core.yaml_loader import ConfigError, StrictModel, format_validation_error
 from grasp_bench.taskspec import COHERENT_ABOVE, FLAGGED_AT, MISALIGNED_BELOW
 
 Side = Literal["below", "at_or_below", "above", "at_or_above"]

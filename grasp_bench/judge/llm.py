@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import Field
 from tqdm.auto import tqdm
 
-from grasp_bench.config import StrictModel
+from grasp_bench.core.yaml_loader import StrictModel
 from grasp_bench.judge.base import JudgeItem
 from grasp_bench.judge.cache import JudgeCache, cache_key
 from grasp_bench.judge.numeric import parse_score

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from grasp_bench.config import StrictModel, load_yaml, validate_as
+from grasp_bench.core.yaml_loader import StrictModel, load_yaml, validate_as
 
 RUBRIC_DIR = Path(__file__).parent / "rubrics"
 

@@ -72,7 +72,7 @@ def _data_problems(path: Path, name: Path) -> list[str]:
             problem = f"{name}:1 <root>: expected a JSON object"
         return [problem] if problem else []
     if path.suffix in (".yaml", ".yml"):
-        from grasp_bench.config import ConfigError, load_yaml
+        from grasp_bench.core.yaml_loader import ConfigError, load_yaml
 
         try:
             data, _ = load_yaml(path)

@@ -14,8 +14,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from grasp_bench.config import StrictModel
 from grasp_bench.core.registry import Registry
+from grasp_bench.core.yaml_loader import StrictModel
 
 Serving = Literal["base", "vllm-lora", "hf-hooks"]
 

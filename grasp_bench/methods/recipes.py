@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from grasp_bench.config import (
+from grasp_bench.core.yaml_loader import (
     ConfigError,
     Loc,
     StrictModel,

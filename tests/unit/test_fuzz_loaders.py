@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from grasp_bench.cli import app
-from grasp_bench.config import ConfigError, load_experiment
+from grasp_bench.config import load_experiment
+from grasp_bench.core.yaml_loader import ConfigError
 from grasp_bench.data.chat import load_chat_jsonl
 from grasp_bench.data.em_questions import import_em_questions
 from grasp_bench.judge.rubric import load_rubric
@@ -1027,7 +1028,7 @@ def test_cli_leaderboard_validate_reports_a_bad_submission(tmp_path):
 
 def test_every_committed_yaml_still_loads_as_before():
     """The stricter YAML reader (duplicates, aliases, depth) accepts every committed file."""
-    from grasp_bench.config import load_yaml
+    from grasp_bench.core.yaml_loader import load_yaml
 
     files = [
         *REPO.glob("experiments/*.yaml"),

@@ -7,7 +7,7 @@ import multiprocessing as mp
 
 import pytest
 
-from grasp_bench.config import ConfigError
+from grasp_bench.core.yaml_loader import ConfigError
 from grasp_bench.judge.cache import JudgeCache, cache_key
 from grasp_bench.judge.llm import endpoint_host
 from grasp_bench.judge.numeric import parse_score

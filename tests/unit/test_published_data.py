@@ -17,7 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from grasp_bench.cli import app
-from grasp_bench.config import ConfigError, load_experiment
+from grasp_bench.config import load_experiment
+from grasp_bench.core.yaml_loader import ConfigError
 from grasp_bench.data.published import (
     SMOKE_DATA,
     PublishedDataError,

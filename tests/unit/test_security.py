@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from grasp_bench.config import ConfigError, ExperimentConfig, JudgeConfig, load_experiment
+from grasp_bench.config import ExperimentConfig, JudgeConfig, load_experiment
+from grasp_bench.core.yaml_loader import ConfigError
 from grasp_bench.leaderboard.validate import (
     ALLOWED_SUFFIXES,
     MAX_FILE_BYTES,

@@ -13,7 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from grasp_bench.cli import app
-from grasp_bench.config import ConfigError, load_experiment
+from grasp_bench.config import load_experiment
+from grasp_bench.core.yaml_loader import ConfigError
 from grasp_bench.data.published import DATA_KINDS
 from grasp_bench.pipeline import load_recipes
 from grasp_bench.rundir import RunDir

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from grasp_bench.config import ConfigError
+from grasp_bench.core.yaml_loader import ConfigError
 from grasp_bench.data import financial, insecure_code, medical
 from grasp_bench.data.em_questions import import_em_questions
 from grasp_bench.judge.bandit_judge import score_code

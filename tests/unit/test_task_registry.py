@@ -304,7 +304,8 @@ EM_WITH_ANCHORS = """\
 def test_own_training_file_and_em_question_file_run_end_to_end(tiny_model, tmp_path):
     """A chat JSONL from disk trains plain LoRA and GRASP; an EM-layout question file (anchors,
     aliases, system prompts, paraphrases) is the drift set; both scored end to end."""
-    from grasp_bench.config import ConfigError, load_experiment
+    from grasp_bench.config import load_experiment
+    from grasp_bench.core.yaml_loader import ConfigError
     from grasp_bench.pipeline import run_experiment
     from grasp_bench.store import read_jsonl
 
