@@ -362,10 +362,10 @@ def test_own_training_file_and_em_question_file_run_end_to_end(tiny_model, tmp_p
     assert len(misaligned) == 3 * 4 * 2  # targets x drift questions x samples
     assert list(result["table"]["drift_metric"].unique()) == ["misaligned"]
     # later commands read the run's snapshot, not the YAML as edited since: no work redone
-    from grasp_bench.cli import _experiment_of
+    from grasp_bench.cli.base import experiment_of
 
     exp_path.write_text(exp_path.read_text().replace("max_tokens: 6", "max_tokens: 7"))
-    snap = _experiment_of(run_dir)
+    snap = experiment_of(run_dir)
     assert snap.path == run_dir / "experiment.yaml"
     assert snap.config.generation.max_tokens == 6
     assert (run_dir / "recipes" / "grasp.yaml").exists()

@@ -1,0 +1,5 @@
+"""``python -m grasp_bench.cli``."""
+
+from grasp_bench.cli import main
+
+main()
