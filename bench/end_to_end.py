@@ -45,7 +45,8 @@ def main() -> None:
         seconds["model prepare"] = time.perf_counter() - t
 
         from grasp_bench.config import load_experiment
-        from grasp_bench.pipeline import load_recipes, prepare_data, run_experiment
+        from grasp_bench.pipeline import load_recipes, run_experiment
+        from grasp_bench.stages import prepare_data
 
         config = yaml.safe_load(a.config.read_text())
         config["output_dir"] = str(tmp / "runs")

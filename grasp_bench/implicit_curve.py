@@ -25,7 +25,8 @@ def recipe_curve(
     import time
 
     from grasp_bench.models import resolve_model
-    from grasp_bench.pipeline import load_recipes, prepare_data
+    from grasp_bench.pipeline import load_recipes
+    from grasp_bench.stages import prepare_data
     from grasp_bench.taskspec import get_task
     from grasp_bench.training import TrainingSession
 

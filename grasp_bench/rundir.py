@@ -62,6 +62,8 @@ class RunDir:
     control_rows = property(lambda self: self.data / "control.jsonl")
     eval_prompts = property(lambda self: self.data / "eval.jsonl")
     scores = property(lambda self: self.score / "scores.jsonl")
+    judge_server_log = property(lambda self: self.score / "judge-server.log")
+    direction_cosines = property(lambda self: self.report / "direction_cosines.csv")
     results = property(lambda self: self.report / "results.json")
 
     def recipe(self, label: str) -> Path:

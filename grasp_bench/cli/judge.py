@@ -27,9 +27,9 @@ def judge_score(run_dir: Annotated[Path, typer.Argument(help="A run directory.")
 
     with user_errors(ConfigError, LockHeld):
         out = run_experiment(experiment_of(run_dir), until="score")
-    records = out["records"]
+    records = out.records
     unscored = sum(r["value"] is None for r in records)
-    typer.echo(f"{len(records)} scores ({unscored} unscored) in {RunDir(out['run_dir']).score}")
+    typer.echo(f"{len(records)} scores ({unscored} unscored) in {RunDir(out.run_dir).score}")
 
 
 def _calibrate_help() -> str:

@@ -52,14 +52,15 @@ def generate(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) 
 
     with user_errors(ConfigError, LockHeld):
         out = run_experiment(experiment_of(run_dir), until="generate")
-    typer.echo(f"{len(out['completions'])} completions in {RunDir(out['run_dir']).generate}")
+    typer.echo(f"{len(out.completions)} completions in {RunDir(out.run_dir).generate}")
 
 
 @app.command()
 def validate(config: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -> None:
     """Check an experiment YAML and the recipes it names, without running anything."""
     from grasp_bench.config import load_experiment
-    from grasp_bench.pipeline import check_published_refs, load_recipes
+    from grasp_bench.pipeline import load_recipes
+    from grasp_bench.stages import check_published_refs
 
     with user_errors(ConfigError):
         exp = load_experiment(config)

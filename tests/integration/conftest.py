@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from grasp_bench.config import JudgeConfig, LoadedExperiment, load_experiment
-from grasp_bench.pipeline import run_experiment
+from grasp_bench.pipeline import RunResult, run_experiment
 from grasp_bench.rundir import RunDir
 from grasp_bench.scoring import local_judge_server
 
@@ -29,7 +28,7 @@ CI_EXPERIMENT = REPO / "experiments" / "ci-baselines.yaml"
 class SharedRun:
     exp: LoadedExperiment
     run_dir: Path
-    result: dict[str, Any]
+    result: RunResult
 
     def adapter(self, target: str) -> Path:
         return RunDir(self.run_dir).adapter(target)
@@ -41,7 +40,7 @@ def ci_generated(tmp_path_factory) -> SharedRun:
     exp = load_experiment(CI_EXPERIMENT)
     exp.config.output_dir = str(tmp_path_factory.mktemp("runs"))
     result = run_experiment(exp, progress=False, until="generate")
-    return SharedRun(exp, result["run_dir"], result)
+    return SharedRun(exp, result.run_dir, result)
 
 
 @pytest.fixture(scope="session")
@@ -72,4 +71,4 @@ def ci_run(ci_generated, judge_server) -> SharedRun:
         api_key_env="GRASP_TEST_UNSET_KEY",
     )
     result = run_experiment(exp, progress=False)
-    return SharedRun(exp, result["run_dir"], result)
+    return SharedRun(exp, result.run_dir, result)

@@ -47,7 +47,7 @@ def test_embedded_model_is_a_safetensors_llama():
 
 def test_pipeline_reports_base_lora_grasp_with_cis(ci_run):
     result = ci_run.result
-    table = result["table"].set_index("method")
+    table = result.table.set_index("method")
     assert list(table.index) == METHODS
     for m in table.index:
         r = table.loc[m]
@@ -60,9 +60,9 @@ def test_pipeline_reports_base_lora_grasp_with_cis(ci_run):
     # the planted factor is learned by plain LoRA and absent from the base model
     assert table.loc["lora", "drift"] > table.loc["base", "drift"] + 0.3
     for kind in ("csv", "json", "md", "png"):
-        assert result["paths"][kind].stat().st_size > 0
-    assert result["paths"]["png"].read_bytes()[:4] == b"\x89PNG"
-    md = result["paths"]["md"].read_text()
+        assert result.paths[kind].stat().st_size > 0
+    assert result.paths["png"].read_bytes()[:4] == b"\x89PNG"
+    md = result.paths["md"].read_text()
     assert "drift: persona (95% CI)" in md and "task: correct (95% CI)" in md and "lora" in md
 
 
@@ -101,7 +101,7 @@ def test_vllm_serves_the_adapters_and_agrees_with_transformers(ci_run, tmp_path)
 
 def test_grasp_invariant_on_the_embedded_model(ci_run):
     result = ci_run.result
-    train = result["run_dir"] / "train"
+    train = result.run_dir / "train"
     v = load_directions(train / "grasp-s0" / "directions.safetensors")
     lora = adapter_updates(train / "lora-s0" / "adapter")
     grasp = adapter_updates(train / "grasp-s0" / "adapter")
@@ -119,11 +119,11 @@ def test_grasp_invariant_on_the_embedded_model(ci_run):
 
 def test_rerun_does_no_work_again(ci_run):
     exp, result = ci_run.exp, ci_run.result
-    run_dir = result["run_dir"]
+    run_dir = result.run_dir
     stamps = {p: p.stat().st_mtime_ns for p in run_dir.rglob("manifest.json")}
     again = run_experiment(exp, progress=False)
     assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("manifest.json")} == stamps
-    assert again["table"].equals(result["table"])
+    assert again.table.equals(result.table)
 
 
 def test_cli_train_and_run_error(tmp_path):
@@ -197,7 +197,7 @@ def test_baselines_stay_inside_the_committed_confidence_intervals(ci_run):
     from grasp_bench.report import display_table
 
     result = ci_run.result
-    fresh = result["table"].set_index("method")
+    fresh = result.table.set_index("method")
     latest = REPO / "leaderboard" / "ci" / "latest"
     latest.mkdir(parents=True, exist_ok=True)
     fresh.reset_index().to_csv(latest / "results.csv", index=False)

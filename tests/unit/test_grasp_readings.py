@@ -171,7 +171,7 @@ def test_readings_that_need_the_naive_run_say_so():
 
 def test_direction_agreement_compares_every_method_with_the_same_seeds_reference(tmp_path):
     from grasp_bench.directions import save_directions
-    from grasp_bench.pipeline import direction_agreement
+    from grasp_bench.stages import direction_agreement
 
     u = torch.zeros(4, 1)
     u[0] = 1.0

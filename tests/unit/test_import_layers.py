@@ -26,7 +26,7 @@ LEVELS = {
     4: ["leaderboard", "planted", "planted_report", "identification", "implicit",
         "implicit_lm_eval", "implicit_measure", "implicit_removal", "implicit_report",
         "implicit_task", "implicit_truths"],
-    5: ["pipeline", "sweep", "executors", "costplan", "implicit_curve"],
+    5: ["pipeline", "stages", "sweep", "executors", "costplan", "implicit_curve"],
     6: ["cli"],
 }  # fmt: skip
 LEVEL_OF = {part: level for level, parts in LEVELS.items() for part in parts}

@@ -8,7 +8,7 @@ import json
 from grasp_bench.config import JudgeConfig
 from grasp_bench.judge.base import Judge, Score
 from grasp_bench.judge.canary import canaries, check
-from grasp_bench.pipeline import CANARIES, _check_canaries
+from grasp_bench.stages.score import CANARIES, _check_canaries
 
 
 class Scripted(Judge):

@@ -514,8 +514,9 @@ def test_a_failed_judge_call_records_its_reason_without_the_key(key_in_env):
 def test_the_run_snapshot_never_holds_the_key(tmp_path, key_in_env):
     """What a run writes about its config (the snapshot and its recipes) has the variable's
     name only; the whole-pipeline check of every output file is the integration test's."""
-    from grasp_bench.pipeline import load_recipes, snapshot_experiment
+    from grasp_bench.pipeline import load_recipes
     from grasp_bench.rundir import RunDir
+    from grasp_bench.stages.data import snapshot_experiment
 
     cfg = _experiment(
         tmp_path,

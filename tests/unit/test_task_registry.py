@@ -254,11 +254,11 @@ def test_a_task_registered_outside_the_package_runs_through_the_pipeline(
     finally:
         sys.modules.pop("my_task_plugin", None)
         TASK_REGISTRY.entries.pop("plugin_toy", None)
-    table = result["table"].set_index("method")
+    table = result.table.set_index("method")
     assert list(table.index) == ["base", "lora"]
     assert set(table["drift_metric"]) == {"persona"} and set(table["task_metric"]) == {"short"}
     assert set(table["task_judge"]) == {"short-answer"} and set(table["judge"]) == {"toy-lexicon"}
-    scores = [json.loads(x) for x in (result["run_dir"] / "score" / "scores.jsonl").open()]
+    scores = [json.loads(x) for x in (result.run_dir / "score" / "scores.jsonl").open()]
     assert {(r["metric"], r["split"]) for r in scores} == {("persona", "drift"), ("short", "task")}
     assert all(r["value"] in (0.0, 1.0) for r in scores if r["metric"] == "short")
 
@@ -341,7 +341,7 @@ def test_own_training_file_and_em_question_file_run_end_to_end(tiny_model, tmp_p
         )
     )
     result = run_experiment(load_experiment(exp_path), progress=False)
-    run_dir = result["run_dir"]
+    run_dir = result.run_dir
     assert read_jsonl(run_dir / "data" / "train.jsonl") == train
     drift = [p for p in read_jsonl(run_dir / "data" / "eval.jsonl") if p["split"] == "drift"]
     assert [p["prompt_id"] for p in drift] == [
@@ -360,7 +360,7 @@ def test_own_training_file_and_em_question_file_run_end_to_end(tiny_model, tmp_p
     scores = read_jsonl(run_dir / "score" / "scores.jsonl")
     misaligned = [r for r in scores if r["metric"] == "misaligned"]
     assert len(misaligned) == 3 * 4 * 2  # targets x drift questions x samples
-    assert list(result["table"]["drift_metric"].unique()) == ["misaligned"]
+    assert list(result.table["drift_metric"].unique()) == ["misaligned"]
     # later commands read the run's snapshot, not the YAML as edited since: no work redone
     from grasp_bench.cli.base import experiment_of
 
