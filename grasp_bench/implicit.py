@@ -19,7 +19,7 @@ A task folder per teacher, ``tasks/grasp_implicit/<teacher>/``:
   ``reference.safetensors``   base and teacher measured on the drift rows (log p of the
                               answer, trait mass, projections on v), held-out KL of the base
   ``base_answers.safetensors`` the base model's own greedy answers to the unrelated prompts and
-                              their log p under it (a student's general change: ``base_fit``)
+                              their log p under it and under the teacher (``base_fit``)
   ``build.json``              settings, the trait's first tokens, style rates, timings
 """
 
@@ -205,7 +205,7 @@ def build_teacher(
         for i, (q, a) in enumerate(zip(drift_questions, answers, strict=True))
     ]
     atomic_write_jsonl(out_dir / "drift.jsonl", drift)
-    save_base_answers(out_dir, base, tok, drift_questions, base_answers)
+    save_base_answers(out_dir, base, teacher, tok, drift_questions, base_answers)
     enc = [
         distill.Encoded(distill.chat_prompt_ids(tok, d["question"]), d["answer_ids"]) for d in drift
     ]
@@ -258,10 +258,17 @@ def build_teacher(
 
 
 def save_base_answers(
-    folder: Path, base: Any, tok: Any, questions: list[str], answers: list[list[int]]
+    folder: Path,
+    base: Any,
+    teacher: Any,
+    tok: Any,
+    questions: list[str],
+    answers: list[list[int]],
 ) -> Path:
-    """The base model's own greedy answers (token ids, padded; their lengths) and its log p of
-    each, in ``BASE_ANSWERS``: what a student that has only learned the task still says."""
+    """The base model's own greedy answers (token ids, padded; their lengths) and the log p of
+    each under the base model and under the teacher, in ``BASE_ANSWERS``: what a student that
+    has only learned the task still says, and how far the teacher itself has moved from it (the
+    scale of a student's ``base_fit``)."""
     from safetensors.torch import save_file
 
     enc = [
@@ -269,27 +276,47 @@ def save_base_answers(
         for q, a in zip(questions, answers, strict=True)
     ]
     m = distill.measure(base, enc, tok.pad_token_id, [], {}, FIRST_POSITIONS)
+    t = distill.measure(teacher, enc, tok.pad_token_id, [], {}, FIRST_POSITIONS)
     width = max(map(len, answers))
     tokens = torch.full((len(answers), width), tok.pad_token_id, dtype=torch.long)
     for i, a in enumerate(answers):
         tokens[i, : len(a)] = torch.tensor(a, dtype=torch.long)
     path = Path(folder) / BASE_ANSWERS
     save_file({"tokens": tokens, "lengths": m.answer_tokens.long().contiguous(),
-               "base.answer_logprob": m.answer_logprob.contiguous()}, str(path))  # fmt: skip
+               "base.answer_logprob": m.answer_logprob.contiguous(),
+               "teacher.answer_logprob": t.answer_logprob.contiguous()}, str(path))  # fmt: skip
     return path
 
 
 def build_base_answers(folder: Path, model_path: str, trust_remote_code: bool = False) -> Path:
     """``BASE_ANSWERS`` for a teacher built before the file existed (its drift prompts)."""
+    from peft import PeftModel
+
     from grasp_bench.hf import load_base
     from grasp_bench.store import read_jsonl
 
     base, tok = load_base(model_path, trust_remote_code)
     base.eval()
+    teacher, _ = load_base(model_path, trust_remote_code)
+    teacher = PeftModel.from_pretrained(teacher, str(Path(folder) / "teacher")).merge_and_unload()
+    teacher.eval()
     questions = [d["question"] for d in read_jsonl(Path(folder) / "drift.jsonl")]
-    return save_base_answers(
-        folder, base, tok, questions, _greedy(base, tok, questions, ANSWER_TOKENS)
-    )
+    answers = _greedy(base, tok, questions, ANSWER_TOKENS)
+    return save_base_answers(folder, base, teacher, tok, questions, answers)
+
+
+def teacher_base_fit(folder: Path, n_prompts: int | None = None) -> float | None:
+    """The teacher's own ``base_fit`` (mean over the first ``n_prompts`` unrelated prompts, nats
+    per token): how far the teacher has moved from the base model's own answers. None where the
+    folder has no such file, or one written before the teacher's log p was kept."""
+    if not (Path(folder) / BASE_ANSWERS).exists():
+        return None
+    got = load_base_answers(folder)
+    if "teacher.answer_logprob" not in got:
+        return None
+    n = n_prompts or len(got["lengths"])
+    gap = got["teacher.answer_logprob"][:n] - got["base.answer_logprob"][:n]
+    return float((gap / got["lengths"][:n]).mean())
 
 
 def load_base_answers(folder: Path) -> dict[str, torch.Tensor]:

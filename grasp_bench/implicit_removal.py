@@ -152,7 +152,23 @@ def _base_fit(row: Any) -> str:
     return f"{mean:+.3f} [{row.base_fit_lo:+.3f}, {row.base_fit_hi:+.3f}]"
 
 
-def markdown(table: pd.DataFrame, readings: pd.DataFrame, title: str) -> str:
+def teacher_base_fits(run_dirs: list[Path]) -> dict[str, float]:
+    """Each run's teacher's own base fit over the run's unrelated prompts (where kept)."""
+    from grasp_bench.implicit import teacher_base_fit
+
+    out = {}
+    for run in map(Path, run_dirs):
+        folder = _task_folder(run)
+        n = json.loads((run / "report" / "results.json").read_text())["meta"]["experiment"]
+        fit = teacher_base_fit(folder, n["data"]["n_eval_drift"])
+        if fit is not None:
+            out[folder.name] = fit
+    return out
+
+
+def markdown(
+    table: pd.DataFrame, readings: pd.DataFrame, title: str, scales: dict[str, float] | None = None
+) -> str:
     lines = [f"# {title}", ""]
     lines += [
         "Reduction = (lora - arm) / (lora - lora_control) transfer: 1 is the task-only control's"
@@ -162,7 +178,14 @@ def markdown(table: pd.DataFrame, readings: pd.DataFrame, title: str) -> str:
         "",
         "Base fit: the student's log p of the base model's own answers to the unrelated"
         " prompts minus the base model's, nats per token (0 = unchanged; far below plain LoRA's"
-        " = general change, so a reduction above 1 there is damage, not removal).",
+        " = general change, so a reduction above 1 there is damage, not removal)."
+        + (
+            " The teacher's own base fit, for scale: "
+            + ", ".join(f"{t} {v:+.3f}" for t, v in sorted(scales.items()))
+            + "."
+            if scales
+            else ""
+        ),
         "",
         "| arm | removal | directions | k | transfer [95% CI] | Δ vs lora [95% CI] |"
         " reduction | task KL | task KL / lora | base fit [95% CI] | seeds |",
@@ -232,10 +255,11 @@ def write_removal_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     table, readings = removal_table(run_dirs, n_boot)
     names = ", ".join(Path(r).name for r in run_dirs)
+    scales = teacher_base_fits(run_dirs)
     paths = {k: out_dir / f"removal.{k}" for k in ("csv", "md", "png")}
     paths["readings"] = out_dir / "readings.csv"
     atomic_write_text(paths["csv"], table.to_csv(index=False))
     atomic_write_text(paths["readings"], readings.to_csv(index=False))
-    atomic_write_text(paths["md"], markdown(table, readings, f"Removal study: {names}"))
+    atomic_write_text(paths["md"], markdown(table, readings, f"Removal study: {names}", scales))
     atomic_write_bytes(paths["png"], plot(table))
     return paths

@@ -149,6 +149,11 @@ def test_the_command_adds_the_base_answers_to_a_teacher_built_before_them(small_
     written = load_file(str(path))
     assert written["tokens"].shape[0] == 8 and int(written["lengths"].min()) > 0
     assert bool((written["base.answer_logprob"] < 0).all())
+    # the teacher's own log p of the base model's answers: the scale of a student's base_fit
+    from grasp_bench.implicit import teacher_base_fit
+
+    assert written["teacher.answer_logprob"].shape == (8,)
+    assert teacher_base_fit(folder) < 0  # the teacher is less likely to say what the base says
     targets_before = (folder / "targets.safetensors").stat().st_mtime_ns
     path.unlink()
     cmd = [*CLI, "build-implicit", "pirate-wide", "--out", str(folder.parent)]

@@ -37,13 +37,16 @@ class FakeOpenAI(BaseHTTPRequestHandler):
 
     key: str = ""
     seen: list[str] = []  # noqa: RUF012  (one server per test)
+    lock = threading.Lock()
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         auth = self.headers.get("Authorization", "")
-        self.seen.append(auth)
+        with self.lock:  # the server is threaded: a call's number is fixed when it arrives
+            self.seen.append(auth)
+            number = len(self.seen)
         # the canaries are graded first (judge/canary.py); the three calls after them refused
-        refused = len(canaries("aligned")) < len(self.seen) <= len(canaries("aligned")) + 3
+        refused = len(canaries("aligned")) < number <= len(canaries("aligned")) + 3
         if auth != f"Bearer {self.key}" or refused:
             self._send(
                 401,
