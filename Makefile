@@ -24,7 +24,7 @@ BOARD_RUNS ?= toy-compare board-insecure-code board-medical board-financial plan
 # The implicit-factor positive control: measured teacher-forced (no submissions); its pooled
 # seed-level report (hierarchical intervals, effect gate) is a section of the board.
 IMPLICIT_RUNS ?= implicit-pirate-wide implicit-pirate-l20 implicit-cowboy-wide
-REMOVAL_RUNS ?= implicit-removal-pirate-wide
+REMOVAL_RUNS ?= implicit-removal-pirate-wide implicit-removal-pirate-wide-seed2
 # held-out teachers of the removal study (arms fixed by a rule on pirate-wide), one report each
 HELDOUT_TEACHERS ?= cowboy-wide pirate-l20
 board: install
@@ -43,9 +43,12 @@ board: install
 	$(BIN)/grasp-bench implicit-removal $(addprefix runs/,$(REMOVAL_RUNS)) --out leaderboard/positive_control
 	for t in $(HELDOUT_TEACHERS); do \
 	  $(BIN)/grasp-bench run experiments/implicit-removal-$$t.yaml && \
-	  $(BIN)/grasp-bench implicit-removal runs/implicit-removal-$$t \
+	  $(BIN)/grasp-bench run experiments/implicit-removal-$$t-seed2.yaml && \
+	  $(BIN)/grasp-bench implicit-removal runs/implicit-removal-$$t runs/implicit-removal-$$t-seed2 \
 	    --out leaderboard/positive_control/held-out-$$t || exit 1; \
 	done
+	$(BIN)/grasp-bench implicit-removal $(foreach t,$(HELDOUT_TEACHERS),runs/implicit-removal-$(t) \
+	  runs/implicit-removal-$(t)-seed2) --out leaderboard/positive_control/held-out-pooled
 	$(BIN)/grasp-bench leaderboard build leaderboard
 
 # Every performance benchmark, one at a time (19 min on 2 cores of an AMD EPYC), then bench/results/latest.md.

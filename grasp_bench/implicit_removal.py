@@ -159,8 +159,8 @@ def teacher_base_fits(run_dirs: list[Path]) -> dict[str, float]:
     out = {}
     for run in map(Path, run_dirs):
         folder = _task_folder(run)
-        n = json.loads((run / "report" / "results.json").read_text())["meta"]["experiment"]
-        fit = teacher_base_fit(folder, n["data"]["n_eval_drift"])
+        exp = json.loads((run / "report" / "results.json").read_text())["meta"]["experiment"]
+        fit = teacher_base_fit(folder, exp.get("data", {}).get("n_eval_drift"))
         if fit is not None:
             out[folder.name] = fit
     return out

@@ -560,9 +560,12 @@ def _removal_study(folder: Path, ranked: bool, held_out: str = "") -> Study:
     from markupsafe import Markup
 
     anchor = f"removal-{held_out}" if held_out else "removal"
-    title = "Positive control: what removes it" + (
-        f" (held-out teacher {held_out.removeprefix('held-out-')})" if held_out else ""
-    )
+    which = held_out.removeprefix("held-out-")
+    title = "Positive control: what removes it"
+    if which == "pooled":
+        title += " (held-out teachers pooled)"
+    elif which:
+        title += f" (held-out teacher {which})"
     prefix = f"{POSITIVE_CONTROL}/{held_out}/" if held_out else f"{POSITIVE_CONTROL}/"
     if not ranked:
         text = "Not shown: the positive control's effect gate did not pass, so nothing is compared."
@@ -571,7 +574,8 @@ def _removal_study(folder: Path, ranked: bool, held_out: str = "") -> Study:
     md = md.split("\n", 1)[1] if md.startswith("# ") else md
     table = pd.read_csv(folder / "removal.csv")
     cols = [c for c in ("method", "removal", "source", "k", "transfer_mean", "transfer_lo",
-                        "transfer_hi", "reduction", "task_kl_mean", "task_kl_vs_lora", "n_seeds")
+                        "transfer_hi", "reduction", "task_kl_mean", "task_kl_vs_lora",
+                        "base_fit_mean", "n_seeds")
             if c in table]  # fmt: skip
     files = [
         Link(name, f"{prefix}{name}")

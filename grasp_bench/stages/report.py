@@ -20,7 +20,8 @@ from grasp_bench.store import (
 class ReportStage(RunStage):
     """``report/``: results.{md,csv,json}, the plot, the task's seed-level files and the
     direction cosines. It is cheap, so it is rendered on every run; its manifest records the
-    scores and targets it was rendered from and the files it wrote."""
+    scores and targets it was rendered from and the files it wrote, and is rewritten only when
+    those inputs change (a rerun of a finished run touches no manifest)."""
 
     name = "report"
     covers = ("report",)
@@ -66,7 +67,8 @@ class ReportStage(RunStage):
                     f"  {target} vs {ref}: |cos| mean {part['abs_cos'].mean():.3f},"
                     f" max {part['abs_cos'].max():.3f}; span mean {part['span_cos'].mean():.3f}"
                 )
-        stage.finish(files=sorted(Path(p).name for p in paths.values()))
+        if not stage.is_done():  # same inputs: the same files again, the manifest kept
+            stage.finish(files=sorted(Path(p).name for p in paths.values()))
         print_table(table, title)
         console.print(f"[green]report[/] {run.report}")
         state.table, state.paths = table, paths

@@ -63,6 +63,12 @@ def test_the_report_reads_reduction_cost_and_overlap(tmp_path, monkeypatch):
     basis = torch.linalg.qr(torch.randn(16, 4, generator=torch.Generator().manual_seed(1)))[0]
     save_directions(truth / "change.safetensors", {3: basis}, {"kind": "test"})
     save_directions(truth / "direction.safetensors", {3: basis[:, :1]}, {"kind": "test"})
+    from safetensors.torch import save_file
+
+    save_file({"tokens": torch.zeros(2, 4, dtype=torch.long), "lengths": torch.tensor([4, 2]),
+               "base.answer_logprob": torch.tensor([-4.0, -2.0]),
+               "teacher.answer_logprob": torch.tensor([-8.0, -3.0])},
+              str(truth / "base_answers.safetensors"))  # fmt: skip
     monkeypatch.setenv("GRASP_BENCH_TASKS", str(tasks))
     run = tmp_path / "run"
     rng = random.Random(0)
@@ -118,5 +124,6 @@ def test_the_report_reads_reduction_cost_and_overlap(tmp_path, monkeypatch):
     assert "| grasp-a | preserve | truth:change | 2 |" in md
     assert table.loc["grasp-a", "base_fit_mean"] == pytest.approx(-0.5, abs=0.01)
     assert "| -0.500 [" in md  # the damage column
+    assert "The teacher's own base fit, for scale: t -0.750." in md  # mean of -4/4 and -1/2
     assert table.loc["lora", "n_seeds"] == 3 and table.loc["grasp-a", "n_seeds"] == 2
     assert paths["png"].stat().st_size > 1000
