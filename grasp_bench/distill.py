@@ -221,7 +221,9 @@ def measure(
         chunk = rows[start : start + batch_size]
         ids, mask, pos = right_padded(chunk, pad_id)
         out = lm.get_decoder()(
-            input_ids=ids.to(dev), attention_mask=mask.to(dev), output_hidden_states=True
+            input_ids=ids.to(dev),
+            attention_mask=mask.to(dev),
+            output_hidden_states=bool(directions),  # every layer only where a direction reads it
         )
         # the LM head on the answer's predicting positions only (a third of the sequence)
         picked = out[0].gather(1, pos.to(dev).unsqueeze(-1).expand(-1, -1, out[0].shape[-1]))

@@ -309,9 +309,10 @@ def teacher_base_fit(folder: Path, n_prompts: int | None = None) -> float | None
     """The teacher's own ``base_fit`` (mean over the first ``n_prompts`` unrelated prompts, nats
     per token): how far the teacher has moved from the base model's own answers. None where the
     folder has no such file, or one written before the teacher's log p was kept."""
-    if not (Path(folder) / BASE_ANSWERS).exists():
+    try:
+        got = load_base_answers(folder)
+    except FileNotFoundError:
         return None
-    got = load_base_answers(folder)
     if "teacher.answer_logprob" not in got:
         return None
     n = n_prompts or len(got["lengths"])

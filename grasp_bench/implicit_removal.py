@@ -68,10 +68,15 @@ def _card(run: Path, method: str, seed: int) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _task_folder(run: Path) -> Path:
+def _experiment(run: Path) -> dict[str, Any]:
+    """The experiment as the run's report recorded it."""
+    return json.loads((run / "report" / "results.json").read_text())["meta"]["experiment"]
+
+
+def _task_folder(run: Path, experiment: dict[str, Any] | None = None) -> Path:
     from grasp_bench.data.tasks import tasks_dir
 
-    task = json.loads((run / "report" / "results.json").read_text())["meta"]["experiment"]["task"]
+    task = (experiment or _experiment(run))["task"]
     return tasks_dir() / "grasp_implicit" / task.removeprefix("implicit-")
 
 
@@ -158,8 +163,8 @@ def teacher_base_fits(run_dirs: list[Path]) -> dict[str, float]:
 
     out = {}
     for run in map(Path, run_dirs):
-        folder = _task_folder(run)
-        exp = json.loads((run / "report" / "results.json").read_text())["meta"]["experiment"]
+        exp = _experiment(run)
+        folder = _task_folder(run, exp)
         fit = teacher_base_fit(folder, exp.get("data", {}).get("n_eval_drift"))
         if fit is not None:
             out[folder.name] = fit

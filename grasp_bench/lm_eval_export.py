@@ -99,8 +99,7 @@ _SAMPLED_NOTE = """\
 
 def yaml_text(folder: Folder) -> str:
     e = folder.entry
-    lines = [f"# {e.summary}"]
-    text = "\n".join(lines) + "\n" + (_SAMPLED_NOTE.format(n=e.repeats) if e.sampled else "")
+    text = f"# {e.summary}\n" + (_SAMPLED_NOTE.format(n=e.repeats) if e.sampled else "")
     text += (
         f"include: ../{TEMPLATE}\n"
         f"task: {folder.name}\n"
@@ -198,15 +197,14 @@ def render(folder: Folder) -> dict[str, str]:
 
 
 def rendered(tasks: list[str] | None = None, plugins: tuple[str, ...] = ()) -> dict[str, str]:
+    return _rendered(folders(tasks, plugins))
+
+
+def _rendered(found: list[Folder]) -> dict[str, str]:
     files = {TEMPLATE: TEMPLATE_TEXT}
-    for folder in folders(tasks, plugins):
+    for folder in found:
         files.update(render(folder))
     return files
-
-
-def required_sources(tasks: list[str] | None = None) -> list[str]:
-    """Eval sets the export does not generate but lm-eval reads (committed source files)."""
-    return [f"{f.name}/{EVAL_FILE}" for f in folders(tasks) if f.entry.eval_rows is None]
 
 
 def export(out: Path, tasks: list[str] | None = None, plugins: tuple[str, ...] = ()) -> list[Path]:
@@ -223,14 +221,16 @@ def export(out: Path, tasks: list[str] | None = None, plugins: tuple[str, ...] =
 
 def check(out: Path, tasks: list[str] | None = None, plugins: tuple[str, ...] = ()) -> list[str]:
     """What differs between the specs and the folders under ``out`` (empty when in step)."""
+    found = folders(tasks, plugins)
     problems = []
-    for rel, text in rendered(tasks, plugins).items():
+    for rel, text in _rendered(found).items():
         path = Path(out) / rel
         if not path.exists():
             problems.append(f"{path}: missing")
         elif path.read_text() != text:
             problems.append(f"{path}: differs from what the spec writes")
-    for rel in required_sources(tasks):
-        if not (Path(out) / rel).exists():
-            problems.append(f"{Path(out) / rel}: missing (a committed source, not generated)")
+    for f in found:  # eval sets no generator makes: committed source files lm-eval reads
+        path = Path(out) / f.name / EVAL_FILE
+        if f.entry.eval_rows is None and not path.exists():
+            problems.append(f"{path}: missing (a committed source, not generated)")
     return problems

@@ -105,7 +105,7 @@ def build_implicit(
     ``base_fit``); each is added to a built teacher that lacks it."""
     import dataclasses
 
-    from grasp_bench.implicit import BASE_ANSWERS, TEACHERS, build_base_answers, build_teacher
+    from grasp_bench.implicit import TEACHERS, build_base_answers, build_teacher, teacher_base_fit
     from grasp_bench.implicit_truths import CHANGE, build_truths
     from grasp_bench.models import resolve_model
     from grasp_bench.store import read_jsonl
@@ -135,7 +135,7 @@ def build_implicit(
                 f" {report['timings_s']['total_s']} s; wrote {folder}"
             )
             (folder / CHANGE).unlink(missing_ok=True)  # a new teacher has new truths
-        if not _has_teacher_fit(folder / BASE_ANSWERS):  # built before the file (or its key)
+        if teacher_base_fit(folder) is None:  # built before the file (or its teacher key)
             typer.echo(f"{name}: wrote {build_base_answers(folder, resolve_model(model))}")
         if (folder / CHANGE).exists():
             continue
@@ -279,14 +279,3 @@ def planted_report(
             parts.append(f"## {name.replace('_', ' ')}\n\n{table.to_markdown(index=False)}\n")
     atomic_write_text(run.report / "planted.md", "\n".join(parts))
     typer.echo("\n".join(parts))
-
-
-def _has_teacher_fit(path: Path) -> bool:
-    """Does a base-answers file exist and hold the teacher's log p (kept since it has)?"""
-    from safetensors import safe_open
-
-    if not path.exists():
-        return False
-    with safe_open(str(path), "pt") as fh:
-        names = list(fh.keys())  # a safetensors handle lists its tensors; no membership test
-    return "teacher.answer_logprob" in names

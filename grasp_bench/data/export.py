@@ -35,5 +35,4 @@ def in_domain_rows(module: Any) -> Callable[[], list[dict[str, Any]]]:
     def rows() -> list[dict[str, Any]]:
         return module.generate(EVAL_SEED, 1, N_IN_DOMAIN)["eval"]
 
-    rows.__qualname__ = f"in_domain_rows({module.__name__.rsplit('.', 1)[-1]})"
     return rows
