@@ -19,7 +19,16 @@ from typing import Any
 import pandas as pd
 import torch
 
-from grasp_bench.implicit_report import CONTROL, REFERENCE, collect, summarise
+from grasp_bench.implicit_archive import (
+    ARCHIVE,
+    ARM,
+    RECORD,
+    is_archive,
+    measurements,
+    read_archive,
+    write_archive,
+)
+from grasp_bench.implicit_report import CONTROL, REFERENCE, summarise
 from grasp_bench.rundir import RunDir, target_name
 from grasp_bench.store import atomic_write_bytes, atomic_write_text
 
@@ -73,11 +82,15 @@ def _experiment(run: Path) -> dict[str, Any]:
     return json.loads((run / "report" / "results.json").read_text())["meta"]["experiment"]
 
 
-def _task_folder(run: Path, experiment: dict[str, Any] | None = None) -> Path:
+def _teacher_folder(task: str) -> Path:
+    """The committed folder of an implicit task's teacher (its truths and scale)."""
     from grasp_bench.data.tasks import tasks_dir
 
-    task = (experiment or _experiment(run))["task"]
     return tasks_dir() / "grasp_implicit" / task.removeprefix("implicit-")
+
+
+def _task_folder(run: Path) -> Path:
+    return _teacher_folder(_experiment(run)["task"])
 
 
 def overlap(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
@@ -110,29 +123,43 @@ def readings_against_truths(run: Path, arms: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def removal_table(run_dirs: list[Path], n_boot: int = 2000) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(arm table, readings-vs-truth table) for runs of one or more teachers."""
-    df = collect(run_dirs)
+def _arm_of_target(run: Path, method: str, seed: int) -> dict[str, Any]:
+    return arm_of(_card(run, method, seed))
+
+
+def _readings(inputs: list[Path], frame: pd.DataFrame) -> pd.DataFrame:
+    """Directions against truths: measured from a run folder's saved directions; for an
+    archive, the rows of the ``readings.csv`` its report wrote beside it."""
+    readings = []
+    for path in map(Path, inputs):
+        if is_archive(path):
+            sibling = path.parent / "readings.csv"
+            runs = set(read_archive(path).run)
+            if sibling.exists() and sibling.stat().st_size > 1:
+                got = pd.read_csv(sibling)
+                readings.append(got[got.run.isin(runs)])
+            continue
+        arms = frame[frame.run == path.name][["method", "seed", "removal"]].drop_duplicates()
+        got = readings_against_truths(path, arms)
+        if not got.empty:
+            got.insert(0, "run", path.name)
+            readings.append(got)
+    return pd.concat(readings, ignore_index=True) if readings else pd.DataFrame()
+
+
+def removal_table(
+    inputs: list[Path], n_boot: int = 2000, frame: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(arm table, readings-vs-truth table) for runs of one or more teachers; an input is a run
+    folder or a report's ``measurements.csv.gz``."""
+    frame = measurements(inputs, _arm_of_target) if frame is None else frame
+    df = frame[RECORD]
     levels = ["teacher", "seed", "prompt_id"] if df.teacher.nunique() > 1 else ["seed", "prompt_id"]
     table = summarise(df, levels, n_boot)
     wide = table.pivot_table(index="method", columns="metric", values=["mean", "lo", "hi"])
     wide.columns = [f"{m}_{s}" for s, m in wide.columns]
-    arms, readings = [], []
-    for run in map(Path, run_dirs):
-        seeds = sorted(set(df.seed))
-        meta = pd.DataFrame(
-            [
-                {"method": m, "seed": s, **arm_of(_card(run, m, s))}
-                for m in df.method.unique()
-                for s in seeds
-            ]
-        )
-        arms.append(meta)
-        got = readings_against_truths(run, meta)
-        if not got.empty:
-            got.insert(0, "run", run.name)
-            readings.append(got)
-    arm_meta = pd.concat(arms).drop(columns="seed").drop_duplicates("method").set_index("method")
+    arm_meta = frame.drop_duplicates("method").set_index("method")[ARM]
+    arm_meta = arm_meta.astype({"k": int}).replace({float("nan"): None})
     out = wide.join(arm_meta, how="left")
     vs = table[table.metric == "transfer"].set_index("method")
     out["transfer_vs_lora"] = vs.get("vs_lora")
@@ -143,7 +170,7 @@ def removal_table(run_dirs: list[Path], n_boot: int = 2000) -> tuple[pd.DataFram
     out.loc[REFERENCE, "reduction"] = 0.0
     out["task_kl_vs_lora"] = out["task_kl_mean"] / out.loc[REFERENCE, "task_kl_mean"]
     out["n_seeds"] = df.groupby("method").seed.nunique()
-    return out.reset_index(), (pd.concat(readings) if readings else pd.DataFrame())
+    return out.reset_index(), _readings(inputs, frame)
 
 
 def _ci(mean: float, lo: float, hi: float) -> str:
@@ -157,15 +184,14 @@ def _base_fit(row: Any) -> str:
     return f"{mean:+.3f} [{row.base_fit_lo:+.3f}, {row.base_fit_hi:+.3f}]"
 
 
-def teacher_base_fits(run_dirs: list[Path]) -> dict[str, float]:
-    """Each run's teacher's own base fit over the run's unrelated prompts (where kept)."""
+def teacher_base_fits(frame: pd.DataFrame) -> dict[str, float]:
+    """Each teacher's own base fit over its runs' unrelated prompts (where kept)."""
     from grasp_bench.implicit import teacher_base_fit
 
     out = {}
-    for run in map(Path, run_dirs):
-        exp = _experiment(run)
-        folder = _task_folder(run, exp)
-        fit = teacher_base_fit(folder, exp.get("data", {}).get("n_eval_drift"))
+    for task, n in frame[["task", "n_eval_drift"]].drop_duplicates().itertuples(index=False):
+        folder = _teacher_folder(task)
+        fit = teacher_base_fit(folder, None if pd.isna(n) else int(n))
         if fit is not None:
             out[folder.name] = fit
     return out
@@ -252,19 +278,21 @@ def plot(table: pd.DataFrame) -> bytes:
     return png_bytes(fig)
 
 
-def write_removal_report(
-    run_dirs: list[Path], out_dir: Path, n_boot: int = 2000
-) -> dict[str, Path]:
-    """removal.{csv,md,png} and readings.csv in ``out_dir``."""
+def write_removal_report(inputs: list[Path], out_dir: Path, n_boot: int = 2000) -> dict[str, Path]:
+    """removal.{csv,md,png}, readings.csv and the measurements they came from (``ARCHIVE``,
+    which a later report takes in place of the runs) in ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table, readings = removal_table(run_dirs, n_boot)
-    names = ", ".join(Path(r).name for r in run_dirs)
-    scales = teacher_base_fits(run_dirs)
+    frame = measurements(inputs, _arm_of_target)
+    table, readings = removal_table(inputs, n_boot, frame)
+    names = ", ".join(dict.fromkeys(frame.run))
+    scales = teacher_base_fits(frame)
     paths = {k: out_dir / f"removal.{k}" for k in ("csv", "md", "png")}
     paths["readings"] = out_dir / "readings.csv"
+    paths["measurements"] = out_dir / ARCHIVE
     atomic_write_text(paths["csv"], table.to_csv(index=False))
     atomic_write_text(paths["readings"], readings.to_csv(index=False))
     atomic_write_text(paths["md"], markdown(table, readings, f"Removal study: {names}", scales))
     atomic_write_bytes(paths["png"], plot(table))
+    write_archive(frame, paths["measurements"])
     return paths

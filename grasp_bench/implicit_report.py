@@ -143,25 +143,24 @@ def run_seed_report(run: Any, records: list[dict[str, Any]], targets: list[dict[
     return paths
 
 
-def collect(run_dirs: list[Path]) -> pd.DataFrame:
-    """Every implicit-task run's records with teacher (the run's task), method and seed."""
-    from grasp_bench.rundir import RunDir
-    from grasp_bench.store import read_jsonl
+def collect(inputs: list[Path]) -> pd.DataFrame:
+    """Every input's records (run folders or ``measurements.csv.gz`` files, in any mix), with
+    the archive's run, task and arm columns."""
+    from grasp_bench.implicit_archive import measurements
 
-    frames = []
-    for d in run_dirs:
-        run = RunDir(Path(d))
-        if not run.results.exists():
-            raise FileNotFoundError(f"{run.results}: run {d} has no report yet (grasp-bench run)")
-        meta = json.loads(run.results.read_text())["meta"]
-        frames.append(_frame(read_jsonl(run.scores), meta["targets"], meta["experiment"]["task"]))
-    return pd.concat(frames, ignore_index=True)
+    return measurements(inputs, lambda run, method, seed: {})
 
 
-def cross_report(run_dirs: list[Path], out_dir: Path, n_boot: int = 2000) -> dict[str, Path]:
+def cross_report(inputs: list[Path], out_dir: Path, n_boot: int = 2000) -> dict[str, Path]:
     """The pooled report over teachers (teacher, seed, prompt) and one section per teacher;
-    CSV, JSON, Markdown and a plot of transfer and task fit per method."""
-    return write_cross_report(collect(run_dirs), out_dir, n_boot)
+    CSV, JSON, Markdown, a plot of transfer and task fit per method, and the measurements."""
+    from grasp_bench.implicit_archive import ARCHIVE, write_archive
+
+    frame = collect(inputs)
+    paths = write_cross_report(frame[["teacher", "method", "seed", "prompt_id", "metric",
+                                      "value"]], out_dir, n_boot)  # fmt: skip
+    paths["measurements"] = write_archive(frame, Path(out_dir) / ARCHIVE)
+    return paths
 
 
 def write_cross_report(df: pd.DataFrame, out_dir: Path, n_boot: int = 2000) -> dict[str, Path]:

@@ -150,10 +150,16 @@ def build_implicit(
 
 @app.command("implicit-report")
 def implicit_report(
-    run_dirs: Annotated[list[Path], typer.Argument(help="Runs of implicit-factor tasks.")],
-    out: Annotated[Path, typer.Option(help="Folder for implicit.{md,csv,json,png}.")] = Path(
-        "experiments/results/implicit"
-    ),
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Runs of implicit-factor tasks, or a report's measurements.csv.gz (its runs"
+            " need not exist here); any mix."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Folder for implicit.{md,csv,json,png}, measurements.csv.gz.")
+    ] = Path("experiments/results/implicit"),
 ) -> None:
     """Pool implicit-factor runs over teachers: the effect gate (lora vs the task-only control),
     every metric with a hierarchical bootstrap (teacher, seed, prompt) and paired differences
@@ -165,10 +171,17 @@ def implicit_report(
 
 @app.command("implicit-removal")
 def implicit_removal(
-    run_dirs: Annotated[list[Path], typer.Argument(help="Runs of implicit-factor tasks.")],
-    out: Annotated[Path, typer.Option(help="Folder for removal.{csv,md,png}, readings.csv.")] = (
-        Path("experiments/results/implicit-removal")
-    ),
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Runs of implicit-factor tasks, or a report's measurements.csv.gz (its runs"
+            " need not exist here); any mix."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(help="Folder for removal.{csv,md,png}, readings.csv, measurements.csv.gz."),
+    ] = Path("experiments/results/implicit-removal"),
 ) -> None:
     """What removes the implicit factor: each GRASP arm's removal, directions and k against plain
     LoRA and the task-only control (reduction, task cost), and its directions against the

@@ -98,6 +98,15 @@ def test_build_run_report_and_resume(small_task, tmp_path):
     )
     assert "Effect gate" in (out / "implicit.md").read_text()
     assert (out / "implicit.png").stat().st_size > 1000
+    # the committed measurements give the same report with the run gone (a later checkout)
+    shutil.move(run, tmp_path / "gone")
+    again = tmp_path / "again"
+    subprocess.run(
+        [*CLI, "implicit-report", str(out / "measurements.csv.gz"), "--out", str(again)],
+        check=True, env=env, cwd=REPO,
+    )  # fmt: skip
+    assert (again / "implicit.csv").read_text() == (out / "implicit.csv").read_text()
+    shutil.move(tmp_path / "gone", run)
     shutil.rmtree(run / "train")
 
 

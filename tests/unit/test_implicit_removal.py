@@ -127,3 +127,36 @@ def test_the_report_reads_reduction_cost_and_overlap(tmp_path, monkeypatch):
     assert "The teacher's own base fit, for scale: t -0.750." in md  # mean of -4/4 and -1/2
     assert table.loc["lora", "n_seeds"] == 3 and table.loc["grasp-a", "n_seeds"] == 2
     assert paths["png"].stat().st_size > 1000
+
+    # the committed measurements rebuild the same table with no run folder, readings included
+    rebuilt = write_removal_report([paths["measurements"]], tmp_path / "again", n_boot=200)
+    again = pd.read_csv(rebuilt["csv"]).set_index("method")
+    pd.testing.assert_frame_equal(again, table)
+    assert rebuilt["readings"].read_text() == paths["readings"].read_text()
+    assert rebuilt["measurements"].read_bytes() == paths["measurements"].read_bytes()
+    assert "t -0.750." in rebuilt["md"].read_text()
+    # the same training run from the archive and its folder is refused, not counted twice
+    with pytest.raises(ValueError, match="run run method base seed 0 is also in"):
+        write_removal_report([paths["measurements"], run], tmp_path / "twice", n_boot=200)
+
+
+def test_a_damaged_measurements_file_names_its_line_and_field(tmp_path):
+    import gzip
+
+    from grasp_bench.implicit_archive import COLUMNS, read_archive
+
+    path = tmp_path / "measurements.csv.gz"
+    row = {c: "" for c in COLUMNS} | {"run": "r", "task": "implicit-t", "teacher": "implicit-t",
+                                      "method": "lora", "seed": "0", "prompt_id": "d0",
+                                      "metric": "transfer", "value": "0.1", "k": "0"}  # fmt: skip
+    bad = row | {"value": "lots"}
+    lines = [",".join(COLUMNS)] + [",".join(r[c] for c in COLUMNS) for r in (row, row, bad)]
+    path.write_bytes(gzip.compress("\n".join(lines).encode()))
+    with pytest.raises(ValueError, match=r"measurements.csv.gz: line 4: field 'value': 'lots'"):
+        read_archive(path)
+    path.write_bytes(gzip.compress(b"run,method\nr,lora\n"))
+    with pytest.raises(ValueError, match=r"line 1: missing column\(s\) \['task'"):
+        read_archive(path)
+    path.write_bytes(b"not gzip")
+    with pytest.raises(ValueError, match="not a readable measurements file"):
+        read_archive(path)
