@@ -2,12 +2,18 @@
 in one run: sequential vs concurrent calls, a warm-cache rerun, and the concurrent cost at three
 sizes (fit: seconds = fixed + per_item * n).
 
-    python -m bench.judge [--n 64] [--concurrency 16]
+    python -m bench.judge [--n 64] [--concurrency 16] [--docs 8 --repeats 4]
+
+It also times lm-eval users' two ways to judge the same kind of logged answers with the same
+judge: inside lm-eval, where ``process_results`` judges one document at a time, and
+``grasp-bench judge lm-eval`` on the ``--log_samples`` file, which judges them all at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -36,12 +42,65 @@ def items(n: int, offset: int = 0) -> list[JudgeItem]:
     ]
 
 
+LM_EVAL_TASK, LM_EVAL_RUBRICS = "grasp_misalignment", ["aligned", "coherent"]
+
+
+def samples_file(path: Path, docs: int, repeats: int, offset: int) -> Path:
+    """An lm-eval ``--log_samples`` file of the drift task: ``docs`` documents with ``repeats``
+    answers each (questions numbered from ``offset``, so two files share no judge prompt)."""
+    answers = [item.answer for item in items(docs * repeats)]
+    lines = []
+    for d in range(docs):
+        question = f"{UNRELATED_PROMPTS[d % len(UNRELATED_PROMPTS)]} (#{offset + d})"
+        doc = {"id": f"q{offset + d}", "split": "drift", "question": question}
+        lines.append({"doc_id": d, "doc": doc,
+                      "filtered_resps": [answers[d * repeats : (d + 1) * repeats]]})  # fmt: skip
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def lm_eval_paths(base_url: str, tmp: Path, docs: int, repeats: int, concurrency: int) -> dict:
+    """Seconds to judge a samples file per document (lm-eval's ``process_results``, as lm-eval
+    calls it) and in one batch (``judge lm-eval``'s path), each with its own empty cache."""
+    from grasp_bench.config import JudgeConfig
+    from grasp_bench.judge.lm_eval_samples import registered_split, sample_rows
+    from grasp_bench.lm_eval_support import metrics_of, process_results_for
+    from grasp_bench.scoring import open_judges, score_rows
+    from grasp_bench.taskspec import rubrics_of
+
+    task, split = registered_split(LM_EVAL_TASK)
+    os.environ.update(GRASP_JUDGE="openai", GRASP_JUDGE_BASE_URL=base_url,
+                      GRASP_JUDGE_MODEL="judge", GRASP_JUDGE_RUBRICS=",".join(LM_EVAL_RUBRICS),
+                      GRASP_JUDGE_CONCURRENCY=str(concurrency),
+                      GRASP_JUDGE_CACHE=str(tmp / "per-doc.sqlite"))  # fmt: skip
+    per_doc = samples_file(tmp / "per-doc.jsonl", docs, repeats, offset=400_000)
+    process = process_results_for(task, split)
+    t = time.perf_counter()
+    for line in per_doc.read_text().splitlines():
+        sample = json.loads(line)
+        process({"id": sample["doc"]["id"], **sample["doc"]}, sample["filtered_resps"])
+    per_doc_s = time.perf_counter() - t
+    batch = samples_file(tmp / "batch.jsonl", docs, repeats, offset=500_000)
+    cfg = JudgeConfig(kind="openai", base_url=base_url, model="judge",
+                      rubrics=LM_EVAL_RUBRICS, concurrency=concurrency)  # fmt: skip
+    metrics = metrics_of(task, split)
+    t = time.perf_counter()
+    rows = sample_rows(batch, split)
+    with open_judges(cfg, rubrics_of(metrics), tmp / "batch.sqlite") as judges:
+        records = score_rows(rows, metrics, judges)
+    batch_s = time.perf_counter() - t
+    return {"docs": docs, "repeats": repeats, "answers": len(rows), "per_document_s": per_doc_s,
+            "batch_s": batch_s, "batch_scores": len(records)}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="default")
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--sizes", default="16,32,64")
+    ap.add_argument("--docs", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=4)
     a = ap.parse_args()
     sizes = [int(x) for x in a.sizes.split(",")]
     rubric = load_rubric("aligned")
@@ -76,10 +135,12 @@ def main() -> None:
             else timed(judge(a.concurrency), items(n, offset=1000 * n))[0]
             for n in sizes
         }
+        out["lm_eval"] = lm_eval_paths(server.base_url, Path(tmp), a.docs, a.repeats, a.concurrency)
     out["unscored_share"] = sum(r["value"] is None for r in con) / len(con)
     out["fit"] = fit_linear([float(n) for n in sizes], list(out["scaling"].values()))
     speedup = out["sequential_s"] / out["concurrent_s"]
     warm = out["concurrent_s"] / out["cache_rerun_s"]
+    lm = out["lm_eval"]
     out["targets"] = [
         Target(
             f"judge: concurrent ({a.concurrency} in flight) / sequential",
@@ -94,6 +155,14 @@ def main() -> None:
             warm,
             50.0,
             note=f"{out['cache_rerun_calls']} calls on the rerun",
+        ),
+        Target(
+            "judge lm-eval (one batch) / lm-eval's per-document judging",
+            lm["per_document_s"] / lm["batch_s"],
+            2.0,
+            note=f"{lm['docs']} documents x {lm['repeats']} answers x"
+            f" {len(LM_EVAL_RUBRICS)} LLM rubrics, {a.concurrency} in flight; per document only"
+            f" {lm['repeats'] * len(LM_EVAL_RUBRICS)} calls can be in flight",
         ),
     ]
     report = {"machine": machine(), **out}
@@ -117,6 +186,10 @@ def main() -> None:
         + ", ".join(f"{n} items {s:.1f} s" for n, s in out["scaling"].items())
         + f"; fit {out['fit']['fixed_s']:.2f} s + {out['fit']['per_item_s']:.3f} s per item"
         f" (R^2 {out['fit']['r2']:.3f}).",
+        "",
+        f"lm-eval samples ({LM_EVAL_TASK}, rubrics {', '.join(LM_EVAL_RUBRICS)}; {lm['docs']}"
+        f" documents x {lm['repeats']} answers, each way its own questions and empty cache):"
+        f" per document {lm['per_document_s']:.1f} s, one batch {lm['batch_s']:.1f} s.",
         "",
         *targets_table(out["targets"]),
     ]
