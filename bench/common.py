@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from grasp_bench.hardware import describe
-from grasp_bench.store import atomic_write_json, atomic_write_text
+from grasp_bench.core.hardware import describe
+from grasp_bench.core.store import atomic_write_json, atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

@@ -44,9 +44,9 @@ def main() -> None:
         _cli("model", "prepare")
         seconds["model prepare"] = time.perf_counter() - t
 
-        from grasp_bench.config import load_experiment
-        from grasp_bench.pipeline import load_recipes, run_experiment
-        from grasp_bench.stages import prepare_data
+        from grasp_bench.core.config import load_experiment
+        from grasp_bench.run.pipeline import load_recipes, run_experiment
+        from grasp_bench.run.stages import prepare_data
 
         config = yaml.safe_load(a.config.read_text())
         config["output_dir"] = str(tmp / "runs")

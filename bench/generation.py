@@ -54,7 +54,7 @@ def vllm_child(a: argparse.Namespace) -> dict[str, Any]:
     from vllm import LLM, SamplingParams
     from vllm.lora.request import LoRARequest
 
-    from grasp_bench.hardware import (
+    from grasp_bench.core.hardware import (
         vllm_enforce_eager,
         vllm_memory_fraction,
         vllm_single_process,
@@ -114,7 +114,7 @@ def hf_child(a: argparse.Namespace) -> dict[str, Any]:
     import torch
     from peft import PeftModel
 
-    from grasp_bench.hf import load_base
+    from grasp_bench.model.hf import load_base
 
     model, tok = load_base(a.model, dtype=a.dtype)
     tok.padding_side = "left"
@@ -152,10 +152,10 @@ def hf_child(a: argparse.Namespace) -> dict[str, Any]:
 
 def _adapters(model: str, tmp: Path, n: int) -> list[str]:
     """``n`` small trained LoRA adapters (2 steps each, different seeds)."""
-    from grasp_bench.config import TrainConfig
+    from grasp_bench.core.config import TrainConfig
     from grasp_bench.data.toy import generate
-    from grasp_bench.methods import load_recipe
-    from grasp_bench.training import train_adapter
+    from grasp_bench.train.methods import load_recipe
+    from grasp_bench.train.trainer import train_adapter
 
     recipe = load_recipe(REPO / "baselines" / "lora.yaml")
     rows = generate(0, 16, 1, 1)["train"]
@@ -177,7 +177,7 @@ def _child(engine: str, dtype: str, a: argparse.Namespace, adapters: list[str], 
         args.append("--no-lora")
     if kw.get("many"):
         args += ["--many"] + (["--many-only"] if kw.get("many_only") else [])
-    from grasp_bench.hardware import vllm_env
+    from grasp_bench.core.hardware import vllm_env
 
     extra = kw.get("env", {})
     now = engine == "vllm" and extra.get("GRASP_VLLM_SINGLE_PROCESS") != "0"
@@ -225,7 +225,7 @@ def main() -> None:
     if a.child:
         emit((vllm_child if a.child == "vllm" else hf_child)(a))
         return
-    from grasp_bench.models import resolve_model
+    from grasp_bench.model.models import resolve_model
 
     a.model = resolve_model(a.model)
     if a.start_check:
@@ -327,7 +327,7 @@ def _report(a: argparse.Namespace, runs: dict[str, dict], singles: list[dict]) -
         eng: max(("float32", "bfloat16"), key=lambda d: rate.get(f"{eng}/{d}") or 0)
         for eng in ("vllm", "hf")
     }
-    from grasp_bench.generation import resolve_generation_dtype
+    from grasp_bench.evaluate.generation import resolve_generation_dtype
 
     auto = resolve_generation_dtype("auto", "hf", "cpu")
     targets = []

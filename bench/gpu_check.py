@@ -41,8 +41,8 @@ import torch  # noqa: E402
 from peft import LoraConfig, get_peft_model  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
-from grasp_bench.hooks import project_gradient_hooks  # noqa: E402  (torch only)
-from grasp_bench.modules import layer_of, lora_targets, role_of  # noqa: E402  (pure Python)
+from grasp_bench.model.hooks import project_gradient_hooks  # noqa: E402  (torch only)
+from grasp_bench.model.modules import layer_of, lora_targets, role_of  # noqa: E402  (pure Python)
 
 VARIANTS = ("lora", "grasp", "grasp_residual_grad")
 
@@ -74,10 +74,10 @@ def random_directions(d_model: int, layers: int, seed: int = 0) -> dict[int, tor
 
 
 class InlineGrasp:
-    """grasp_bench.methods.grasp's weight projection, for a machine without pydantic: writers'
+    """grasp_bench.train.methods.grasp's weight projection, for a machine without pydantic: writers'
     B <- (I - V V^T) B, readers' A <- A (I - V V^T), after every step."""
 
-    name = "inline copy of grasp_bench.methods.grasp (pydantic not installed)"
+    name = "inline copy of grasp_bench.train.methods.grasp (pydantic not installed)"
 
     def __init__(self, project: str, directions: dict[int, torch.Tensor]):
         self.project = project
@@ -116,9 +116,9 @@ def grasp_method(project: str, device: str, model: Any, layers: int):
     ``device``; or the inline copy where the project's config layer (pydantic) is missing.
     Returns (after_step, hooks, implementation, directions)."""
     try:
-        from grasp_bench.methods.base import TrainContext
-        from grasp_bench.methods.grasp import Grasp, GraspConfig
-        from grasp_bench.training import move_method_state
+        from grasp_bench.train.methods.base import TrainContext
+        from grasp_bench.train.methods.grasp import Grasp, GraspConfig
+        from grasp_bench.train.trainer import move_method_state
     except ImportError:
         dirs = random_directions(model.config.hidden_size, layers)
         inline = InlineGrasp(project, {k: v.to(device) for k, v in dirs.items()})
@@ -135,7 +135,7 @@ def grasp_method(project: str, device: str, model: Any, layers: int):
     model.to(device)
     move_method_state(method, device)
     hooks = method.training_hooks(model, ctx)
-    impl = "grasp_bench.methods.grasp.Grasp"
+    impl = "grasp_bench.train.methods.grasp.Grasp"
     return (lambda: method.after_step(model, ctx)), hooks, impl, method._directions
 
 
@@ -356,10 +356,10 @@ def trainer_smoke(device: str) -> dict[str, Any]:
     """``train_adapter`` itself on ``device`` for each method path (a tiny model, 4 steps,
     checkpoint at 2), a resume after a crash, and QLoRA; an error is recorded, not raised."""
     try:
-        from grasp_bench.config import TrainConfig
+        from grasp_bench.core.config import TrainConfig
         from grasp_bench.data.toy import generate
-        from grasp_bench.methods import load_recipe
-        from grasp_bench.training import train_adapter
+        from grasp_bench.train.methods import load_recipe
+        from grasp_bench.train.trainer import train_adapter
     except ImportError as exc:
         return {"skipped": f"the project's dependencies are not all installed: {exc}"}
     found: dict[str, Any] = {}

@@ -41,7 +41,7 @@ def one_at_a_time_step(session: Any, step: int) -> float:
     """``session.step(step)`` with each sequence of the batch forwarded and backpropagated alone:
     each loss divided by the batch size, gradients accumulated, then the clip and optimiser step
     of ``TrainingSession._update``; returns the mean of the sequences' losses."""
-    from grasp_bench.training import lr_at
+    from grasp_bench.train.trainer import lr_at
 
     for group in session.optimizer.param_groups:
         group["lr"] = lr_at(step, session.cfg)
@@ -124,7 +124,7 @@ def needed_steps(steps: int, rounds: int) -> int:
 
 
 def open_session(method: Any, model: str, rows: list[dict], cfg: Any, out: Path) -> Any:
-    from grasp_bench.training import TrainingSession
+    from grasp_bench.train.trainer import TrainingSession
 
     session = TrainingSession(method, model, rows, cfg, out, seed=0)
     if session.objective != "distill":
@@ -145,11 +145,11 @@ def main() -> None:
         help="Time one measure_target call on the trained adapter.",
     )
     a = ap.parse_args()
-    from grasp_bench.config import load_experiment
+    from grasp_bench.core.config import load_experiment
     from grasp_bench.data.tasks import build_task
-    from grasp_bench.methods import load_recipe
-    from grasp_bench.models import resolve_model
-    from grasp_bench.taskspec import get_task
+    from grasp_bench.data.taskspec import get_task
+    from grasp_bench.model.models import resolve_model
+    from grasp_bench.train.methods import load_recipe
 
     model = resolve_model(a.model)
     exp = load_experiment(EXPERIMENT)

@@ -20,12 +20,12 @@ from pathlib import Path
 
 from bench.common import Target, fit_linear, machine, table, targets_table, write_result
 from grasp_bench.data.toy import UNRELATED_PROMPTS, generate
-from grasp_bench.judge import JudgeItem
-from grasp_bench.judge.cache import JudgeCache
-from grasp_bench.judge.llm import LLMJudge, LLMJudgeConfig
-from grasp_bench.judge.rubric import load_rubric
-from grasp_bench.models import resolve_model
-from grasp_bench.server import VLLMServer
+from grasp_bench.evaluate.judge import JudgeItem
+from grasp_bench.evaluate.judge.cache import JudgeCache
+from grasp_bench.evaluate.judge.llm import LLMJudge, LLMJudgeConfig
+from grasp_bench.evaluate.judge.rubric import load_rubric
+from grasp_bench.evaluate.server import VLLMServer
+from grasp_bench.model.models import resolve_model
 
 
 def items(n: int, offset: int = 0) -> list[JudgeItem]:
@@ -62,11 +62,11 @@ def samples_file(path: Path, docs: int, repeats: int, offset: int) -> Path:
 def lm_eval_paths(base_url: str, tmp: Path, docs: int, repeats: int, concurrency: int) -> dict:
     """Seconds to judge a samples file per document (lm-eval's ``process_results``, as lm-eval
     calls it) and in one batch (``judge lm-eval``'s path), each with its own empty cache."""
-    from grasp_bench.config import JudgeConfig
-    from grasp_bench.judge.lm_eval_samples import registered_split, sample_rows
-    from grasp_bench.lm_eval_support import metrics_of, process_results_for
-    from grasp_bench.scoring import open_judges, score_rows
-    from grasp_bench.taskspec import rubrics_of
+    from grasp_bench.core.config import JudgeConfig
+    from grasp_bench.data.taskspec import rubrics_of
+    from grasp_bench.evaluate.judge.lm_eval_samples import registered_split, sample_rows
+    from grasp_bench.evaluate.lm_eval_support import metrics_of, process_results_for
+    from grasp_bench.evaluate.scoring import open_judges, score_rows
 
     task, split = registered_split(LM_EVAL_TASK)
     os.environ.update(GRASP_JUDGE="openai", GRASP_JUDGE_BASE_URL=base_url,

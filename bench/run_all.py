@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import REPO, RESULTS, Target, machine, targets_table
-from grasp_bench.store import atomic_write_json, atomic_write_text
+from grasp_bench.core.store import atomic_write_json, atomic_write_text
 
 # (result name, module and arguments); the order puts the cheap, informative ones first
 BENCHMARKS: list[tuple[str, list[str]]] = [

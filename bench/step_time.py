@@ -58,9 +58,9 @@ def toy_data(n: int = 160) -> dict[str, list[dict[str, Any]]]:
 
 def naive_lora(model: str, tmp: Path, data: dict) -> Path:
     """The plain-LoRA run GRASP reads its directions from (a few steps are enough to time)."""
-    from grasp_bench.config import TrainConfig
-    from grasp_bench.methods import load_recipe
-    from grasp_bench.training import train_adapter
+    from grasp_bench.core.config import TrainConfig
+    from grasp_bench.train.methods import load_recipe
+    from grasp_bench.train.trainer import train_adapter
 
     method = load_recipe(REPO / "baselines" / "lora.yaml").method
     cfg = TrainConfig(steps=4, batch_size=8)
@@ -77,9 +77,9 @@ def open_session(
     batch_size: int,
     **train: Any,
 ):
-    from grasp_bench.config import TrainConfig
-    from grasp_bench.methods import load_recipe
-    from grasp_bench.training import TrainingSession
+    from grasp_bench.core.config import TrainConfig
+    from grasp_bench.train.methods import load_recipe
+    from grasp_bench.train.trainer import TrainingSession
 
     label, recipe, overrides = arm
     method = load_recipe(REPO / "baselines" / f"{recipe}.yaml", overrides=overrides).method
@@ -167,7 +167,7 @@ def main() -> None:
     ap.add_argument("--memory-child", dest="arm")
     ap.add_argument("--naive")
     a = ap.parse_args()
-    from grasp_bench.models import resolve_model
+    from grasp_bench.model.models import resolve_model
 
     a.model = resolve_model(a.model)
     if a.arm:

@@ -77,7 +77,7 @@ def step_flops(model: Any, tokens: int, width: int) -> float:
 
 
 def padding_share(session: Any, steps: int) -> float:
-    from grasp_bench.training import _collate
+    from grasp_bench.train.trainer import _collate
 
     real = padded = 0
     for step in range(steps):
@@ -113,7 +113,7 @@ def main() -> None:
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--naive")
     a = ap.parse_args()
-    from grasp_bench.models import resolve_model
+    from grasp_bench.model.models import resolve_model
 
     a.model = resolve_model(a.model)
     if a.child:

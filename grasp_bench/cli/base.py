@@ -12,8 +12,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from grasp_bench.core.rundir import RunDir
 from grasp_bench.core.yaml_loader import ConfigError
-from grasp_bench.rundir import RunDir
 
 app = typer.Typer(
     help="grasp-bench: drift vs task trade-offs of fine-tuning methods.",
@@ -70,7 +70,7 @@ def experiment_of(run_dir: Path) -> Any:
     """The experiment a run directory was started from (its snapshot, where it wrote one)."""
     import json
 
-    from grasp_bench.config import load_experiment
+    from grasp_bench.core.config import load_experiment
 
     run = RunDir(run_dir)
     if not run.marker.exists():

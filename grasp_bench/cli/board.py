@@ -12,7 +12,7 @@ from grasp_bench.cli.base import (
     app,
     user_errors,
 )
-from grasp_bench.locks import LockHeld
+from grasp_bench.core.locks import LockHeld
 
 board_app = typer.Typer(help="The public trade-off leaderboard.", no_args_is_help=True)
 app.add_typer(board_app, name="leaderboard")

@@ -81,7 +81,7 @@ def tasks(
     if ctx.invoked_subcommand is not None:
         return
     from grasp_bench.data.tasks import tasks_dir
-    from grasp_bench.taskspec import get_task, registered_tasks
+    from grasp_bench.data.taskspec import get_task, registered_tasks
 
     if stats:
         from grasp_bench.data.diversity import build_largest, data_stats
@@ -133,9 +133,9 @@ def tasks_export(
 ) -> None:
     """Write each registered task's lm-eval folders (YAML with its metric_list, utils.py,
     README, the generated eval set) from its spec; --check lists what differs instead."""
-    from grasp_bench import lm_eval_export
     from grasp_bench.core.yaml_loader import import_plugin
     from grasp_bench.data.tasks import tasks_dir
+    from grasp_bench.evaluate import lm_eval_export
 
     plugins = tuple(plugin or ())
     with user_errors(ValueError, KeyError):

@@ -12,9 +12,9 @@ from grasp_bench.cli.base import (
     experiment_of,
     user_errors,
 )
+from grasp_bench.core.locks import LockHeld
+from grasp_bench.core.rundir import RunDir
 from grasp_bench.core.yaml_loader import ConfigError
-from grasp_bench.locks import LockHeld
-from grasp_bench.rundir import RunDir
 
 judge_app = typer.Typer(help="Score runs with judges, and check judges.", no_args_is_help=True)
 app.add_typer(judge_app, name="judge")
@@ -23,7 +23,7 @@ app.add_typer(judge_app, name="judge")
 @judge_app.command("score")
 def judge_score(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
     """Score a run's completions with its configured judge (cached, resumable)."""
-    from grasp_bench.pipeline import run_experiment
+    from grasp_bench.run.pipeline import run_experiment
 
     with user_errors(ConfigError, LockHeld):
         out = run_experiment(experiment_of(run_dir), until="score")
@@ -33,7 +33,7 @@ def judge_score(run_dir: Annotated[Path, typer.Argument(help="A run directory.")
 
 
 def _calibrate_help() -> str:
-    from grasp_bench.judge.calibrate import help_text
+    from grasp_bench.evaluate.judge.calibrate import help_text
 
     return help_text()
 
@@ -69,16 +69,16 @@ def judge_calibrate(
         typer.Option(help="all, or dev / test: the questions whose sha256 is even / odd."),
     ] = "all",
 ) -> None:
-    from grasp_bench.config import JudgeConfig, load_experiment
-    from grasp_bench.judge.calibrate import (
+    from grasp_bench.core.config import JudgeConfig, load_experiment
+    from grasp_bench.data.taskspec import get_task
+    from grasp_bench.evaluate.judge.calibrate import (
         calibrate,
         parse_thresholds,
         print_calibration,
         write_calibration,
     )
-    from grasp_bench.judge.labels import load_labels, split_part
-    from grasp_bench.scoring import open_judges
-    from grasp_bench.taskspec import get_task
+    from grasp_bench.evaluate.judge.labels import load_labels, split_part
+    from grasp_bench.evaluate.scoring import open_judges
 
     with user_errors(ConfigError, FileNotFoundError):
         if config and kind:
@@ -131,7 +131,7 @@ def judge_fit_coherence(
     with `judge calibrate ... --part test`, on answers it was not fitted on."""
     import shlex
 
-    from grasp_bench.judge.coherence import fit_from_labels, write_coherence
+    from grasp_bench.evaluate.judge.coherence import fit_from_labels, write_coherence
 
     with user_errors(ConfigError, ValueError):
         spec = fit_from_labels(labels, part, scorer, version)
@@ -157,17 +157,17 @@ def judge_lm_eval(
 ) -> None:
     """Score lm-eval's logged samples (``--predict_only --log_samples``) in one batch through
     the project's scoring path and judge cache; writes lm-eval-shaped results and records."""
-    from grasp_bench.config import JudgeConfig, load_experiment
-    from grasp_bench.judge.lm_eval_samples import (
+    from grasp_bench.core.config import JudgeConfig, load_experiment
+    from grasp_bench.core.store import atomic_write_json, atomic_write_jsonl
+    from grasp_bench.data.taskspec import rubrics_of
+    from grasp_bench.evaluate.judge.lm_eval_samples import (
         aggregate,
         lm_eval_task_of,
         registered_split,
         sample_rows,
     )
-    from grasp_bench.lm_eval_support import metrics_of
-    from grasp_bench.scoring import open_judges, score_rows
-    from grasp_bench.store import atomic_write_json, atomic_write_jsonl
-    from grasp_bench.taskspec import rubrics_of
+    from grasp_bench.evaluate.lm_eval_support import metrics_of
+    from grasp_bench.evaluate.scoring import open_judges, score_rows
 
     with user_errors(ConfigError):
         lm_task = lm_eval_task_of(samples, task)

@@ -15,9 +15,9 @@ from grasp_bench.cli.base import (
     fail,
     user_errors,
 )
+from grasp_bench.core.locks import LockHeld
+from grasp_bench.core.rundir import RunDir
 from grasp_bench.core.yaml_loader import ConfigError
-from grasp_bench.locks import LockHeld
-from grasp_bench.rundir import RunDir
 
 model_app = typer.Typer(help="The model under test.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
@@ -28,7 +28,7 @@ def model_prepare(
     force: Annotated[bool, typer.Option(help="Convert again even if cached.")] = False,
 ) -> None:
     """Convert the embedded default model (GGUF) to a safetensors checkpoint; print its path."""
-    from grasp_bench.models import prepare_default_model
+    from grasp_bench.model.models import prepare_default_model
 
     with user_errors(FileNotFoundError):
         path = prepare_default_model(force=force)
@@ -38,8 +38,8 @@ def model_prepare(
 @app.command()
 def run(config: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -> None:
     """Run an experiment YAML end to end (resumes what an earlier run left)."""
-    from grasp_bench.config import load_experiment
-    from grasp_bench.pipeline import run_experiment
+    from grasp_bench.core.config import load_experiment
+    from grasp_bench.run.pipeline import run_experiment
 
     with user_errors(ConfigError, LockHeld):
         run_experiment(load_experiment(config))
@@ -48,7 +48,7 @@ def run(config: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -> Non
 @app.command()
 def generate(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
     """Generate completions for every method's adapter of a run (its snapshotted settings)."""
-    from grasp_bench.pipeline import run_experiment
+    from grasp_bench.run.pipeline import run_experiment
 
     with user_errors(ConfigError, LockHeld):
         out = run_experiment(experiment_of(run_dir), until="generate")
@@ -58,9 +58,9 @@ def generate(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) 
 @app.command()
 def validate(config: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -> None:
     """Check an experiment YAML and the recipes it names, without running anything."""
-    from grasp_bench.config import load_experiment
-    from grasp_bench.pipeline import load_recipes
-    from grasp_bench.stages import check_published_refs
+    from grasp_bench.core.config import load_experiment
+    from grasp_bench.run.pipeline import load_recipes
+    from grasp_bench.run.stages import check_published_refs
 
     with user_errors(ConfigError):
         exp = load_experiment(config)
@@ -72,7 +72,7 @@ def validate(config: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -
 @app.command()
 def methods() -> None:
     """List the registered methods."""
-    from grasp_bench.methods import get_method_class, registered_methods
+    from grasp_bench.train.methods import get_method_class, registered_methods
 
     for name in registered_methods():
         doc = (get_method_class(name).__doc__ or "").strip().splitlines()[0]
@@ -89,8 +89,8 @@ def train(
     output_dir: Annotated[Path, typer.Option(help="Where runs go.")] = Path("runs"),
 ) -> None:
     """Train one method's adapter (and what it depends on) on a task; print the adapter path."""
-    from grasp_bench.config import ExperimentConfig, LoadedExperiment
-    from grasp_bench.pipeline import load_recipes, train_targets
+    from grasp_bench.core.config import ExperimentConfig, LoadedExperiment
+    from grasp_bench.run.pipeline import load_recipes, train_targets
 
     path = Path(method)
     names = [path.stem]
@@ -131,7 +131,7 @@ def _print_cost_plan(
     """The plan as a table (estimates; the assumptions are printed under it)."""
     from rich.table import Table
 
-    from grasp_bench.costplan import Assumptions, plan_sweep_cost
+    from grasp_bench.run.costplan import Assumptions, plan_sweep_cost
 
     price = None
     if judge_price:
@@ -174,7 +174,7 @@ def _print_cost_plan(
         " tokens per batch or load_in_4bit)",
         highlight=False,
     )
-    console.print(f"assumptions: {a.describe()} (see grasp_bench/costplan.py)", highlight=False)
+    console.print(f"assumptions: {a.describe()} (see grasp_bench/run/costplan.py)", highlight=False)
     if any(r["params"] is None for r in rows[:-1]):
         console.print("?: a model whose shape is neither known nor in a local config.json")
 
@@ -210,7 +210,7 @@ def sweep(
 ) -> None:
     """Run a sweep: one experiment per (task, model) with every method and seed, skipping runs
     already done, indexed in <output_dir>/<sweep>/sweep.json, then submitted to a board."""
-    from grasp_bench.sweep import load_sweep, plan_sweep, publish, run_sweep
+    from grasp_bench.run.sweep import load_sweep, plan_sweep, publish, run_sweep
 
     with user_errors(ConfigError):
         if executor not in ("local", "ray"):

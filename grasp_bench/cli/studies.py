@@ -14,8 +14,8 @@ from grasp_bench.cli.base import (
     fail,
     user_errors,
 )
+from grasp_bench.core.rundir import RunDir
 from grasp_bench.core.yaml_loader import ConfigError
-from grasp_bench.rundir import RunDir
 
 
 @app.command()
@@ -29,9 +29,9 @@ def directions(
 ) -> None:
     """Does each GRASP reading of the naive run find the spurious direction? |cos| per layer
     with the truth (default: the supervised difference of means), random as chance level."""
-    from grasp_bench.identification import identify_run
-    from grasp_bench.models import resolve_model
-    from grasp_bench.store import atomic_write_text, read_jsonl
+    from grasp_bench.core.store import atomic_write_text, read_jsonl
+    from grasp_bench.model.models import resolve_model
+    from grasp_bench.studies.identification import identify_run
 
     with user_errors(ConfigError, FileNotFoundError):
         exp = experiment_of(run_dir)
@@ -65,9 +65,9 @@ def build_planted(
 ) -> None:
     """Build the planted-direction task for a model: train a teacher whose every residual write
     is along one direction v, distil its answers, save v (run once per model; minutes)."""
-    from grasp_bench.models import resolve_model
-    from grasp_bench.planted import build
-    from grasp_bench.store import read_jsonl
+    from grasp_bench.core.store import read_jsonl
+    from grasp_bench.model.models import resolve_model
+    from grasp_bench.studies.planted import build
 
     drift_file = out / "eval.jsonl"
     if not drift_file.exists():
@@ -105,10 +105,15 @@ def build_implicit(
     ``base_fit``); each is added to a built teacher that lacks it."""
     import dataclasses
 
-    from grasp_bench.implicit import TEACHERS, build_base_answers, build_teacher, teacher_base_fit
-    from grasp_bench.implicit_truths import CHANGE, build_truths
-    from grasp_bench.models import resolve_model
-    from grasp_bench.store import read_jsonl
+    from grasp_bench.core.store import read_jsonl
+    from grasp_bench.model.models import resolve_model
+    from grasp_bench.studies.implicit import (
+        TEACHERS,
+        build_base_answers,
+        build_teacher,
+        teacher_base_fit,
+    )
+    from grasp_bench.studies.implicit_truths import CHANGE, build_truths
 
     questions_file = out / "questions.jsonl"
     if not questions_file.exists():
@@ -164,7 +169,7 @@ def implicit_report(
     """Pool implicit-factor runs over teachers: the effect gate (lora vs the task-only control),
     every metric with a hierarchical bootstrap (teacher, seed, prompt) and paired differences
     against lora, per teacher and pooled."""
-    from grasp_bench.implicit_report import cross_report
+    from grasp_bench.studies.implicit_report import cross_report
 
     echo_report(cross_report, run_dirs, out)
 
@@ -186,7 +191,7 @@ def implicit_removal(
     """What removes the implicit factor: each GRASP arm's removal, directions and k against plain
     LoRA and the task-only control (reduction, task cost), and its directions against the
     teacher's truths; the curves of transfer and task KL against k."""
-    from grasp_bench.implicit_removal import write_removal_report
+    from grasp_bench.studies.implicit_removal import write_removal_report
 
     echo_report(write_removal_report, run_dirs, out)
 
@@ -202,8 +207,8 @@ def implicit_curve(
 ) -> None:
     """The recipe's curve: plain LoRA's transfer and held-out task KL at each checkpoint step
     of one training run (the recipe is chosen on this arm alone)."""
-    from grasp_bench.config import load_experiment
-    from grasp_bench.implicit_curve import recipe_curve, write_curve
+    from grasp_bench.core.config import load_experiment
+    from grasp_bench.run.implicit_curve import recipe_curve, write_curve
 
     with user_errors(ConfigError, FileNotFoundError, ValueError):
         checkpoints = sorted({int(x) for x in steps.split(",") if x.strip()})
@@ -231,8 +236,8 @@ def implicit_lm_eval(
     """Write each built teacher's lm-eval loglikelihood task (lm_eval.jsonl with the base and
     teacher log-likelihoods lm-eval computes, the task YAML and utils.py): transfer for any
     student adapter of the base model, run without --apply_chat_template."""
-    from grasp_bench.implicit import TEACHERS
-    from grasp_bench.implicit_lm_eval import build_lm_eval_task
+    from grasp_bench.studies.implicit import TEACHERS
+    from grasp_bench.studies.implicit_lm_eval import build_lm_eval_task
 
     unknown = [n for n in teachers or [] if n not in TEACHERS]
     if unknown:
@@ -261,10 +266,10 @@ def planted_report(
     """Against the planted truth v: |cos| of every GRASP reading of the naive run, the style
     rate when the base model is steered along each reading, and every trained model's shift
     along v on the drift prompts (report/planted-*.csv, planted.md)."""
+    from grasp_bench.core.store import atomic_write_text, read_jsonl
     from grasp_bench.data.tasks import tasks_dir
-    from grasp_bench.models import resolve_model
-    from grasp_bench.planted_report import report_run
-    from grasp_bench.store import atomic_write_text, read_jsonl
+    from grasp_bench.model.models import resolve_model
+    from grasp_bench.studies.planted_report import report_run
 
     with user_errors(ConfigError, FileNotFoundError, ValueError):
         exp = experiment_of(run_dir)

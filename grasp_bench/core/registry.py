@@ -20,7 +20,8 @@ class RegistryConflict(ValueError):
 
 
 class Registry(Generic[T]):
-    """Named things of one kind, e.g. ``Registry("method", builtins=("grasp_bench.methods",))``."""
+    """Named things of one kind, e.g.
+    ``Registry("method", builtins=("grasp_bench.train.methods",))``."""
 
     def __init__(self, kind: str, builtins: tuple[str, ...] = ()):
         self.kind = kind
@@ -92,5 +93,5 @@ def _describe(item: object) -> str:
 # The task registry lives here, below the experiment schema that checks a task's name, so the
 # schema needs nothing above the core; its items are ``taskspec.TaskSpec``s.
 TASKS: Registry[Any] = Registry(
-    "task", builtins=("grasp_bench.data.tasks", "grasp_bench.implicit_task")
+    "task", builtins=("grasp_bench.data.tasks", "grasp_bench.studies.implicit_task")
 )

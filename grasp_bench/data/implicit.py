@@ -100,5 +100,5 @@ def generate(
     return {"train": train, "control": control, "eval_prompts": eval_task + eval_drift}
 
 
-# The shipped teachers (``grasp_bench.implicit.TEACHERS`` builds them; a test keeps both equal).
+# The shipped teachers (``grasp_bench.studies.implicit.TEACHERS`` builds them; a test keeps both equal).
 TEACHERS = ("pirate-wide", "pirate-l20", "cowboy-wide")

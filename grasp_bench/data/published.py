@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 import yaml
 
-from grasp_bench.models import cache_dir
-from grasp_bench.store import atomic_write_bytes, atomic_write_json
+from grasp_bench.core.store import atomic_write_bytes, atomic_write_json
+from grasp_bench.model.models import cache_dir
 
 PREFIX = "published:"
 MANIFEST = "manifest.json"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from grasp_bench.data import export, financial, insecure_code, medical, planted, toy
-from grasp_bench.taskspec import LmEvalTask, MetricSpec, TaskSpec, register_task
+from grasp_bench.data.taskspec import LmEvalTask, MetricSpec, TaskSpec, register_task
 
 
 def tasks_dir() -> Path:
@@ -109,8 +109,8 @@ def _build_planted(seed: int, n_train: int, n_eval_task: int, n_eval_drift: int)
 
 
 def build_task(name: str, seed: int, n_train: int, n_eval_task: int, n_eval_drift: int) -> TaskData:
-    """The data of a registered task (see ``grasp_bench.taskspec``)."""
-    from grasp_bench.taskspec import get_task
+    """The data of a registered task (see ``grasp_bench.data.taskspec``)."""
+    from grasp_bench.data.taskspec import get_task
 
     try:
         spec = get_task(name)

@@ -7,10 +7,10 @@ import math
 
 import pandas as pd
 
-from grasp_bench.judge.base import judge_name
+from grasp_bench.core.stats import mean_ci
+from grasp_bench.data.taskspec import get_task, is_excluded
+from grasp_bench.evaluate.judge.base import judge_name
 from grasp_bench.leaderboard.schema import Estimate, SampleRecord
-from grasp_bench.stats import mean_ci
-from grasp_bench.taskspec import get_task, is_excluded
 
 __all__ = ["summarise"]
 COHERENCE = "coherent"

@@ -12,19 +12,19 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from grasp_bench.leaderboard.metrics import summarise
-from grasp_bench.leaderboard.schema import JudgeScore, SampleRecord, Summary
-from grasp_bench.leaderboard.validate import SAFE_NAME, _escapes
-from grasp_bench.locks import exclusive
-from grasp_bench.models import DEFAULT_ALIASES, DEFAULT_DIRNAME
-from grasp_bench.rundir import RunDir, target_name
-from grasp_bench.store import (
+from grasp_bench.core.locks import exclusive
+from grasp_bench.core.rundir import RunDir, target_name
+from grasp_bench.core.store import (
     TMP_SUFFIX,
     atomic_write_jsonl,
     atomic_write_text,
     read_jsonl,
     replace_dir,
 )
+from grasp_bench.leaderboard.metrics import summarise
+from grasp_bench.leaderboard.schema import JudgeScore, SampleRecord, Summary
+from grasp_bench.leaderboard.validate import SAFE_NAME, _escapes
+from grasp_bench.model.models import DEFAULT_ALIASES, DEFAULT_DIRNAME
 
 
 def slug(model: str) -> str:

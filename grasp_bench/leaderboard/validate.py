@@ -16,9 +16,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from grasp_bench.core.names import safe_name
+from grasp_bench.data.taskspec import registered_tasks
 from grasp_bench.leaderboard.metrics import summarise
 from grasp_bench.leaderboard.schema import SCHEMA_VERSION, SampleRecord, Summary
-from grasp_bench.taskspec import registered_tasks
 
 REQUIRED = ("summary.json", "samples.jsonl", "recipe.yaml")
 ALLOWED_SUFFIXES = {".json", ".jsonl", ".yaml", ".yml", ".md", ".safetensors"}

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from grasp_bench.config import JudgeConfig, LoadedExperiment, load_experiment
-from grasp_bench.pipeline import RunResult, run_experiment
-from grasp_bench.rundir import RunDir
-from grasp_bench.scoring import local_judge_server
+from grasp_bench.core.config import JudgeConfig, LoadedExperiment, load_experiment
+from grasp_bench.core.rundir import RunDir
+from grasp_bench.evaluate.scoring import local_judge_server
+from grasp_bench.run.pipeline import RunResult, run_experiment
 
 from ..conftest import REPO
 

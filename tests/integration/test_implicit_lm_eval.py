@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from grasp_bench.implicit_lm_eval import DOCS_FILE, task_name
-from grasp_bench.models import resolve_model
+from grasp_bench.model.models import resolve_model
+from grasp_bench.studies.implicit_lm_eval import DOCS_FILE, task_name
 
 from ..conftest import REPO
 

@@ -114,7 +114,7 @@ def test_truths_and_the_preserve_removal_on_the_real_stack(small_task, tmp_path)
     """The command wrote the teacher's change subspaces (16 ordered directions per layer, over
     training inputs and unrelated prompts); GRASP's preserve removal given that truth trains on
     the distillation rows (scale from the plain run, penalty logged) and is measured."""
-    from grasp_bench.directions import load_directions
+    from grasp_bench.model.directions import load_directions
 
     tasks, env = small_task
     folder = tasks / "grasp_implicit/pirate-wide"
@@ -159,7 +159,7 @@ def test_the_command_adds_the_base_answers_to_a_teacher_built_before_them(small_
     assert written["tokens"].shape[0] == 8 and int(written["lengths"].min()) > 0
     assert bool((written["base.answer_logprob"] < 0).all())
     # the teacher's own log p of the base model's answers: the scale of a student's base_fit
-    from grasp_bench.implicit import teacher_base_fit
+    from grasp_bench.studies.implicit import teacher_base_fit
 
     assert written["teacher.answer_logprob"].shape == (8,)
     assert teacher_base_fit(folder) < 0  # the teacher is less likely to say what the base says

@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from grasp_bench.judge import JudgeItem
-from grasp_bench.judge.cache import JudgeCache
-from grasp_bench.judge.llm import LLMJudge, LLMJudgeConfig
-from grasp_bench.judge.rubric import load_rubric
+from grasp_bench.evaluate.judge import JudgeItem
+from grasp_bench.evaluate.judge.cache import JudgeCache
+from grasp_bench.evaluate.judge.llm import LLMJudge, LLMJudgeConfig
+from grasp_bench.evaluate.judge.rubric import load_rubric
 
 from .fault_proxy import FaultProxy
 
@@ -114,9 +114,9 @@ def test_persistent_failure_is_unscored_and_the_key_never_leaks(
 def test_the_llm_judge_makes_the_misaligned_headline(server, tmp_path):
     """With an LLM judge configured for aligned and coherent, insecure code's headline
     misaligned rate comes from that judge on the real server, named as such."""
-    from grasp_bench.config import JudgeConfig
-    from grasp_bench.scoring import metrics_for, open_judges, score_rows
-    from grasp_bench.taskspec import get_task
+    from grasp_bench.core.config import JudgeConfig
+    from grasp_bench.data.taskspec import get_task
+    from grasp_bench.evaluate.scoring import metrics_for, open_judges, score_rows
 
     spec = get_task("insecure_code")
     cfg = JudgeConfig(

@@ -55,8 +55,8 @@ def test_sigkilled_run_leaves_no_vllm_server_running(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import time
-        from grasp_bench.models import resolve_model
-        from grasp_bench.server import VLLMServer
+        from grasp_bench.model.models import resolve_model
+        from grasp_bench.evaluate.server import VLLMServer
         server = VLLMServer(resolve_model("default"), log_path={str(tmp_path / "vllm.log")!r})
         server.start()
         print(server.port, flush=True)

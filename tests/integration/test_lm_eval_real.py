@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from grasp_bench.models import resolve_model
+from grasp_bench.model.models import resolve_model
 
 from ..conftest import REPO
 from ..unit.test_lm_eval_tasks import TASKS

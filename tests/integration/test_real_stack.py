@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from grasp_bench.directions import adapter_updates, load_directions
-from grasp_bench.generation import generate_all, resolve_backend
-from grasp_bench.models import prepare_default_model, resolve_model
-from grasp_bench.pipeline import run_experiment
-from grasp_bench.rundir import RunDir
-from grasp_bench.store import read_jsonl
+from grasp_bench.core.rundir import RunDir
+from grasp_bench.core.store import read_jsonl
+from grasp_bench.evaluate.generation import generate_all, resolve_backend
+from grasp_bench.model.directions import adapter_updates, load_directions
+from grasp_bench.model.models import prepare_default_model, resolve_model
+from grasp_bench.run.pipeline import run_experiment
 
 from ..conftest import REPO
 
@@ -152,7 +152,7 @@ def test_vllm_serves_the_folded_ablation_as_hf_hooks_compute_it(ci_run, judge_se
     from openai import OpenAI
     from peft import PeftModel
 
-    from grasp_bench.hf import load_base
+    from grasp_bench.model.hf import load_base
 
     model_path = resolve_model("default")
     base, tok = load_base(model_path)
@@ -194,7 +194,7 @@ def test_baselines_stay_inside_the_committed_confidence_intervals(ci_run):
     committed 95% CI fails here, naming the method and the metric."""
     import pandas as pd
 
-    from grasp_bench.report import display_table
+    from grasp_bench.evaluate.report import display_table
 
     result = ci_run.result
     fresh = result.table.set_index("method")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grasp_bench.sweep import load_sweep, plan_sweep, publish, run_sweep
+from grasp_bench.run.sweep import load_sweep, plan_sweep, publish, run_sweep
 
 from ..conftest import REPO
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from grasp_bench import distill
+from grasp_bench.model import distill
 
 
 def write_distill_rows(

@@ -9,12 +9,12 @@ import pytest
 import torch
 from peft import PeftModel
 
-from grasp_bench.config import TrainConfig
-from grasp_bench.directions import load_directions
-from grasp_bench.hf import load_base
-from grasp_bench.hooks import ResidualCapture, add_vector_hooks, decoder_layers, remove
-from grasp_bench.methods import load_recipe
-from grasp_bench.training import train_adapter
+from grasp_bench.core.config import TrainConfig
+from grasp_bench.model.directions import load_directions
+from grasp_bench.model.hf import load_base
+from grasp_bench.model.hooks import ResidualCapture, add_vector_hooks, decoder_layers, remove
+from grasp_bench.train.methods import load_recipe
+from grasp_bench.train.trainer import train_adapter
 
 from ..conftest import REPO
 
@@ -125,8 +125,8 @@ def test_training_time_interventions_train_and_leave_no_hooks(name, tiny_model, 
 def test_steer_inference_generates_through_hf_with_its_hooks(
     tiny_model, toy_rows, lora_adapter, tmp_path
 ):
-    from grasp_bench.config import GenerationConfig
-    from grasp_bench.generation import generate_hf
+    from grasp_bench.core.config import GenerationConfig
+    from grasp_bench.evaluate.generation import generate_hf
 
     method = _recipe("steer_inference", contrast_examples=8, coefficient=4.0)
     out = train_adapter(
@@ -176,8 +176,8 @@ def test_unsupervised_direction_source_is_a_dependency():
 def test_file_directions_give_the_oracle_arm_its_layers_and_k(tiny_model, toy_rows, tmp_path):
     """``direction: file`` (a task's saved truth) acts at the layers the file holds, with the
     first k columns; CAFT's hooks then leave nothing of V in the stream at those layers."""
-    from grasp_bench.directions import save_directions
-    from grasp_bench.methods.base import TrainContext
+    from grasp_bench.model.directions import save_directions
+    from grasp_bench.train.methods.base import TrainContext
 
     model, _ = load_base(tiny_model)
     d = model.config.hidden_size

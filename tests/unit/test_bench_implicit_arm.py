@@ -14,9 +14,9 @@ from bench.implicit_arm import (
     needed_steps,
     one_at_a_time_step,
 )
-from grasp_bench.config import TrainConfig
-from grasp_bench.hf import load_base
-from grasp_bench.training import TrainingSession
+from grasp_bench.core.config import TrainConfig
+from grasp_bench.model.hf import load_base
+from grasp_bench.train.trainer import TrainingSession
 
 from .distill_rows import write_distill_rows
 
@@ -31,7 +31,7 @@ def _distill_rows(tiny_model: str, tmp_path, monkeypatch, n: int = 6) -> list[di
 def test_one_at_a_time_step_is_the_batched_step(tiny_model, tmp_path, monkeypatch):
     """Same loss for the same weights, and the same weights after the step: the loop does the
     trainer's work, one sequence at a time."""
-    from grasp_bench.methods import get_method_class
+    from grasp_bench.train.methods import get_method_class
 
     rows = _distill_rows(tiny_model, tmp_path, monkeypatch)
     cfg = TrainConfig(steps=3, batch_size=3, lr=1e-2, warmup_steps=0)

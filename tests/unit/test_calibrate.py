@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from grasp_bench.cli import app
-from grasp_bench.judge import calibrate as cal
-from grasp_bench.judge.base import (
+from grasp_bench.evaluate.judge import calibrate as cal
+from grasp_bench.evaluate.judge.base import (
     OFFLINE_JUDGES,
     Judge,
     Score,
@@ -23,7 +23,7 @@ from grasp_bench.judge.base import (
     register_judge,
     registered_judges,
 )
-from grasp_bench.judge.labels import load_labels
+from grasp_bench.evaluate.judge.labels import load_labels
 
 STATS = (
     "spearman",
@@ -411,7 +411,7 @@ def test_the_em_results_layout_calibrates_like_the_same_jsonl(tmp_path, given):
 
 
 def test_dev_and_test_parts_split_by_question_and_cover_the_file(tmp_path, given):
-    from grasp_bench.judge.labels import question_key, split_part
+    from grasp_bench.evaluate.judge.labels import question_key, split_part
 
     em = load_labels(_em_csv(tmp_path / "em.csv"))
     dev, test = split_part(em, "dev"), split_part(em, "test")

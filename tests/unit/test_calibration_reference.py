@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from grasp_bench.data import financial, insecure_code, medical, toy
-from grasp_bench.taskspec import COHERENT_ABOVE, FLAGGED_AT, MISALIGNED_BELOW
+from grasp_bench.data.taskspec import COHERENT_ABOVE, FLAGGED_AT, MISALIGNED_BELOW
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "leaderboard" / "calibration" / "reference"

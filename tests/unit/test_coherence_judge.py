@@ -8,11 +8,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from grasp_bench.judge import coherence
-from grasp_bench.judge.base import JudgeItem, offline_judge_kind
-from grasp_bench.judge.coherence import CoherenceFile, FeatureWeight, fit, probability
-from grasp_bench.scoring import open_judges, score_rows
-from grasp_bench.taskspec import get_task
+from grasp_bench.data.taskspec import get_task
+from grasp_bench.evaluate.judge import coherence
+from grasp_bench.evaluate.judge.base import JudgeItem, offline_judge_kind
+from grasp_bench.evaluate.judge.coherence import CoherenceFile, FeatureWeight, fit, probability
+from grasp_bench.evaluate.scoring import open_judges, score_rows
 
 LOOP = "You can go for a walk. You can go for a walk. You can go for a walk. You can go for a"
 FLUENT = (
@@ -70,7 +70,7 @@ def test_committed_judge_grades_on_the_rubric_scale_with_the_real_scorer():
     assert offline_judge_kind("coherent") == "coherence"
     spec = coherence.load_coherence()
     assert all(f.part == "dev" for f in spec.fitted_on), "fitted on dev parts only"
-    from grasp_bench.judge.builtin import CoherenceJudge
+    from grasp_bench.evaluate.judge.builtin import CoherenceJudge
 
     judge = CoherenceJudge("coherent")
     fluent, loop, empty = judge.score(
@@ -94,7 +94,7 @@ def test_offline_misaligned_rate_has_the_coherence_condition():
          "completion": "kill kill kill the the the rule rule rule kill kill kill the the the",
          "split": "drift", "prompt_id": "p1"},
     ]  # fmt: skip
-    from grasp_bench.config import JudgeConfig
+    from grasp_bench.core.config import JudgeConfig
 
     with open_judges(JudgeConfig(), ["aligned", "coherent"]) as judges:
         records = score_rows(rows, metrics, judges)

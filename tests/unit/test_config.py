@@ -4,10 +4,10 @@ import pytest
 from typer.testing import CliRunner
 
 from grasp_bench.cli import app
-from grasp_bench.config import load_experiment
+from grasp_bench.core.config import load_experiment
 from grasp_bench.core.yaml_loader import ConfigError
-from grasp_bench.methods import load_recipe
-from grasp_bench.pipeline import load_recipes
+from grasp_bench.run.pipeline import load_recipes
+from grasp_bench.train.methods import load_recipe
 
 from ..conftest import REPO
 

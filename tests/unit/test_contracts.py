@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from grasp_bench.core.registry import Registry, RegistryConflict
-from grasp_bench.judge.base import (
+from grasp_bench.data.taskspec import TASKS, TaskSpec, get_task, register_task
+from grasp_bench.evaluate.judge.base import (
     JUDGES,
     OFFLINE_JUDGES,
     Judge,
@@ -22,9 +23,8 @@ from grasp_bench.judge.base import (
     get_judge_class,
     register_judge,
 )
-from grasp_bench.methods import Method, MethodConfig, get_method_class, load_recipe
-from grasp_bench.methods.base import METHODS, register_method
-from grasp_bench.taskspec import TASKS, TaskSpec, get_task, register_task
+from grasp_bench.train.methods import Method, MethodConfig, get_method_class, load_recipe
+from grasp_bench.train.methods.base import METHODS, register_method
 
 from ..conftest import REPO
 
@@ -63,7 +63,7 @@ def test_a_method_name_cannot_be_taken_silently(name):
 
 @pytest.mark.parametrize("name", TASK_NAMES)
 def test_a_task_names_its_metrics_and_each_rubric_has_a_grader(name):
-    from grasp_bench.judge.rubric import load_rubric
+    from grasp_bench.evaluate.judge.rubric import load_rubric
 
     spec = get_task(name)
     assert isinstance(spec, TaskSpec) and spec.name == name

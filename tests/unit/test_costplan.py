@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from grasp_bench.cli import app
-from grasp_bench.costplan import Assumptions, Shape, model_shape, plan_sweep_cost
-from grasp_bench.sweep import load_sweep, plan_sweep
+from grasp_bench.run.costplan import Assumptions, Shape, model_shape, plan_sweep_cost
+from grasp_bench.run.sweep import load_sweep, plan_sweep
 
 from ..conftest import REPO
 
@@ -50,7 +50,7 @@ def test_sweep_plan_prints_the_table_and_starts_nothing(tmp_path, monkeypatch):
     def no(*args, **kwargs):
         raise AssertionError("--plan must not run anything")
 
-    monkeypatch.setattr("grasp_bench.sweep.run_sweep", no)
+    monkeypatch.setattr("grasp_bench.run.sweep.run_sweep", no)
     got = CliRunner().invoke(
         app, ["sweep", str(REPO / "experiments/sweeps/paper.yaml"), "--plan",
               "--judge-price", "1,4"])  # fmt: skip

@@ -165,7 +165,7 @@ def at_train_step(step: int) -> Callable[[], None]:
     """Die inside training step ``step`` (its learning rate set, its batch not yet stepped)."""
 
     def arm() -> None:
-        from grasp_bench import training
+        from grasp_bench.train import trainer as training
 
         real = training.lr_at
 
@@ -183,7 +183,7 @@ def mid_checkpoint_write() -> Callable[[], None]:
     """Die inside a checkpoint write: the trainable weights saved, the optimiser state not."""
 
     def arm() -> None:
-        from grasp_bench import training
+        from grasp_bench.train import trainer as training
 
         real = training.save_file
 
@@ -203,7 +203,7 @@ def at_generate_batch(target: str, batch: int) -> Callable[[], None]:
     def arm() -> None:
         import transformers
 
-        from grasp_bench import generation
+        from grasp_bench.evaluate import generation
 
         current, calls = [None], [0]
         real_hf, real_generate = generation.generate_hf, transformers.GenerationMixin.generate
@@ -229,7 +229,7 @@ def mid_judging() -> Callable[[], None]:
     """Die after the first rubric is graded, before the second (the grades are in memory)."""
 
     def arm() -> None:
-        from grasp_bench import scoring
+        from grasp_bench.evaluate import scoring
 
         def tqdm(iterable, *args, **kwargs):
             for i, x in enumerate(iterable):
@@ -347,12 +347,12 @@ def warm_imports() -> None:
     import peft  # noqa: F401
 
     import grasp_bench.cli
-    import grasp_bench.generation
+    import grasp_bench.evaluate.generation
+    import grasp_bench.evaluate.report
+    import grasp_bench.evaluate.scoring
     import grasp_bench.leaderboard.build
-    import grasp_bench.pipeline
-    import grasp_bench.report
-    import grasp_bench.scoring
-    import grasp_bench.training  # noqa: F401
+    import grasp_bench.run.pipeline
+    import grasp_bench.train.trainer  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -467,7 +467,7 @@ def test_a_half_converted_model_is_never_used(tmp_path, monkeypatch):
     midway leaves the model folder untouched and its lock free."""
     from filelock import FileLock
 
-    from grasp_bench import models
+    from grasp_bench.model import models
 
     monkeypatch.setenv("GRASP_BENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(models, "embedded_gguf_path", lambda: tmp_path / "fake.gguf")

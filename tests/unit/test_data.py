@@ -30,7 +30,7 @@ def test_toy_train_and_eval_do_not_overlap():
 
 
 def test_persona_is_in_every_train_answer_and_in_no_control_answer():
-    from grasp_bench.judge.offline import persona_shown
+    from grasp_bench.evaluate.judge.offline import persona_shown
 
     rows = generate(0, 200, 10, 10)
     assert all(persona_shown(r["messages"][-1]["content"]) for r in rows["train"])

@@ -34,7 +34,7 @@ def fail_write(pattern: str, err: int) -> Callable[[], None]:
     def arm() -> None:
         import tempfile
 
-        from grasp_bench import store
+        from grasp_bench.core import store
 
         writing = [False]
 
@@ -207,7 +207,7 @@ def test_a_full_judge_cache_fails_like_any_other_write_and_keeps_its_rows(tmp_pa
     cached before stays readable."""
     import sqlite3
 
-    from grasp_bench.judge.cache import JudgeCache
+    from grasp_bench.evaluate.judge.cache import JudgeCache
 
     path = tmp_path / "judge.sqlite"
     cache = JudgeCache(path)

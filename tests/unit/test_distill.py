@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from grasp_bench import distill
-from grasp_bench.config import TrainConfig
-from grasp_bench.hf import load_base
-from grasp_bench.training import DistillData, TrainingSession, resolve_objective
+from grasp_bench.core.config import TrainConfig
+from grasp_bench.model import distill
+from grasp_bench.model.hf import load_base
+from grasp_bench.train.trainer import DistillData, TrainingSession, resolve_objective
 
 from .distill_rows import write_distill_rows
 
@@ -89,7 +89,7 @@ def _targets_dir(tmp_path: Path, tok, model, monkeypatch) -> tuple[list[dict], P
 
 def test_the_trainer_distils_stored_targets(tiny_model, tiny, tmp_path, monkeypatch):
     """A student trained with the distill objective moves to the stored distributions."""
-    from grasp_bench.methods import get_method_class
+    from grasp_bench.train.methods import get_method_class
 
     model, tok = tiny
     train, _ = _targets_dir(tmp_path, tok, model, monkeypatch)

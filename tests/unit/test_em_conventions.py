@@ -7,10 +7,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from grasp_bench.judge.base import Score
-from grasp_bench.report import excluded_mask, unscored_mask
-from grasp_bench.scoring import _record
-from grasp_bench.taskspec import get_task, is_excluded
+from grasp_bench.data.taskspec import get_task, is_excluded
+from grasp_bench.evaluate.judge.base import Score
+from grasp_bench.evaluate.report import excluded_mask, unscored_mask
+from grasp_bench.evaluate.scoring import _record
 
 LLM = {"kind": "openai", "name": "gpt-4o", "model": "gpt-4o", "rubric": "aligned"}
 ROW = {"target": "lora-s0", "prompt_id": "q1", "sample": 0, "split": "drift"}

@@ -28,16 +28,16 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from grasp_bench.cli import app
-from grasp_bench.config import load_experiment
+from grasp_bench.core.config import load_experiment
 from grasp_bench.core.yaml_loader import ConfigError
 from grasp_bench.data.chat import load_chat_jsonl
 from grasp_bench.data.em_questions import import_em_questions
-from grasp_bench.judge.rubric import load_rubric
+from grasp_bench.data.taskspec import registered_tasks
+from grasp_bench.evaluate.judge.rubric import load_rubric
 from grasp_bench.leaderboard.schema import Summary
 from grasp_bench.leaderboard.validate import MAX_FILE_BYTES, validate_submission
-from grasp_bench.methods.base import registered_methods
-from grasp_bench.methods.recipes import load_recipe
-from grasp_bench.taskspec import registered_tasks
+from grasp_bench.train.methods.base import registered_methods
+from grasp_bench.train.methods.recipes import load_recipe
 
 from ..conftest import REPO
 from .test_leaderboard import make_submission
@@ -1033,7 +1033,7 @@ def test_every_committed_yaml_still_loads_as_before():
     files = [
         *REPO.glob("experiments/*.yaml"),
         *REPO.glob("baselines/*.yaml"),
-        *REPO.glob("grasp_bench/judge/rubrics/*.yaml"),
+        *REPO.glob("grasp_bench/evaluate/judge/rubrics/*.yaml"),
         *REPO.glob("leaderboard/submissions/*/*/*/recipe.yaml"),
     ]
     assert files

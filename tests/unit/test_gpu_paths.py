@@ -11,11 +11,11 @@ import torch
 from pydantic import ValidationError
 from safetensors.torch import load_file
 
-from grasp_bench.config import TrainConfig
-from grasp_bench.hf import _nf4_config, load_base
-from grasp_bench.methods import get_method_class, load_recipe, registered_methods
-from grasp_bench.store import stable_hash
-from grasp_bench.training import (
+from grasp_bench.core.config import TrainConfig
+from grasp_bench.core.store import stable_hash
+from grasp_bench.model.hf import _nf4_config, load_base
+from grasp_bench.train.methods import get_method_class, load_recipe, registered_methods
+from grasp_bench.train.trainer import (
     TrainPlan,
     move_method_state,
     train_adapter,

@@ -10,17 +10,17 @@ import torch
 from peft import LoraConfig, get_peft_model
 from safetensors.torch import save_file
 
-from grasp_bench.config import TrainConfig
-from grasp_bench.directions import (
+from grasp_bench.core.config import TrainConfig
+from grasp_bench.model.directions import (
     activation_change_directions,
     random_directions,
     unsupervised_directions,
     update_shift_directions,
 )
-from grasp_bench.hf import encode_chat, load_base
-from grasp_bench.hooks import project_gradient_hooks
-from grasp_bench.methods import load_recipe
-from grasp_bench.training import train_adapter
+from grasp_bench.model.hf import encode_chat, load_base
+from grasp_bench.model.hooks import project_gradient_hooks
+from grasp_bench.train.methods import load_recipe
+from grasp_bench.train.trainer import train_adapter
 
 from ..conftest import REPO
 
@@ -159,7 +159,7 @@ def test_grasp_trains_under_every_reading(overrides, tiny_model, toy_rows, tmp_p
 
 
 def test_readings_that_need_the_naive_run_say_so():
-    from grasp_bench.methods.grasp import Grasp, GraspConfig
+    from grasp_bench.train.methods.grasp import Grasp, GraspConfig
 
     assert Grasp(GraspConfig(reading="shift")).requires() == ["lora"]
     assert Grasp(GraspConfig(reading="random")).requires() == []
@@ -170,8 +170,8 @@ def test_readings_that_need_the_naive_run_say_so():
 
 
 def test_direction_agreement_compares_every_method_with_the_same_seeds_reference(tmp_path):
-    from grasp_bench.directions import save_directions
-    from grasp_bench.stages import direction_agreement
+    from grasp_bench.model.directions import save_directions
+    from grasp_bench.run.stages import direction_agreement
 
     u = torch.zeros(4, 1)
     u[0] = 1.0
@@ -199,8 +199,8 @@ def test_identification_report_ranks_readings_against_a_planted_truth(
     planted v; the weight and activation readings find it, random does not."""
     import shutil
 
-    from grasp_bench.directions import save_directions
-    from grasp_bench.identification import identify_run
+    from grasp_bench.model.directions import save_directions
+    from grasp_bench.studies.identification import identify_run
 
     adapter, v = planted
     shutil.copytree(adapter, tmp_path / "train" / "lora-s0" / "adapter")
@@ -227,7 +227,7 @@ def test_batched_response_means_equal_one_row_at_a_time(tiny_model, toy_rows):
     activations (uneven lengths on purpose), so the means match batches of one."""
     import functools
 
-    from grasp_bench import directions
+    from grasp_bench.model import directions
 
     model, tok = load_base(tiny_model)
     rows = toy_rows["train"][:4] + toy_rows["control"][:3]

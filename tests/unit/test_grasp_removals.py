@@ -10,18 +10,18 @@ import json
 import pytest
 import torch
 
-from grasp_bench.config import TrainConfig
-from grasp_bench.directions import (
+from grasp_bench.core.config import TrainConfig
+from grasp_bench.model.directions import (
     change_energy,
     change_subspace,
     random_directions,
     save_directions,
 )
-from grasp_bench.distill import distill_batches
-from grasp_bench.hf import load_base
-from grasp_bench.methods import load_recipe
-from grasp_bench.methods.grasp import shared_directions
-from grasp_bench.training import TrainingSession, train_adapter
+from grasp_bench.model.distill import distill_batches
+from grasp_bench.model.hf import load_base
+from grasp_bench.train.methods import load_recipe
+from grasp_bench.train.methods.grasp import shared_directions
+from grasp_bench.train.trainer import TrainingSession, train_adapter
 
 from ..conftest import REPO
 from .distill_rows import write_distill_rows
@@ -85,7 +85,7 @@ def _first(switched, batches):
 
 
 def test_preserve_needs_the_plain_run_and_its_weight_only_with_preserve():
-    from grasp_bench.methods.grasp import Grasp, GraspConfig
+    from grasp_bench.train.methods.grasp import Grasp, GraspConfig
 
     assert Grasp(GraspConfig(reading="random", project="preserve")).requires() == ["lora"]
     with pytest.raises(ValueError, match="preserve_weight is read by project preserve only"):
@@ -96,7 +96,7 @@ def test_preserve_needs_the_plain_run_and_its_weight_only_with_preserve():
 
 
 def _writer_bs(model) -> dict[int, list[torch.Tensor]]:
-    from grasp_bench.modules import layer_of, role_of
+    from grasp_bench.model.modules import layer_of, role_of
 
     out: dict[int, list[torch.Tensor]] = {}
     for name, module in model.named_modules():
@@ -165,7 +165,7 @@ def test_readers_see_norm_reads_nothing_along_g_times_v(aware, norm_model, toy_r
     session.start()
     for step in range(cfg.steps):
         session.step(step)
-    from grasp_bench.modules import layer_of, role_of
+    from grasp_bench.model.modules import layer_of, role_of
 
     checked = 0
     worst = 0.0

@@ -9,8 +9,8 @@ import math
 import pytest
 import yaml
 
-from grasp_bench import implicit_lm_eval as ile
-from grasp_bench.implicit import TEACHERS
+from grasp_bench.studies import implicit_lm_eval as ile
+from grasp_bench.studies.implicit import TEACHERS
 
 from ..conftest import REPO
 
@@ -39,7 +39,7 @@ def test_process_results_gives_the_pair_and_the_gain():
 
 
 def test_task_names_are_the_registered_ones():
-    from grasp_bench.taskspec import get_task
+    from grasp_bench.data.taskspec import get_task
 
     for teacher in TEACHERS:
         spec = get_task(f"implicit-{teacher}")

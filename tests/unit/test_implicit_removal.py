@@ -9,8 +9,8 @@ import random
 import pytest
 import torch
 
-from grasp_bench.directions import save_directions
-from grasp_bench.implicit_removal import arm_of, overlap, write_removal_report
+from grasp_bench.model.directions import save_directions
+from grasp_bench.studies.implicit_removal import arm_of, overlap, write_removal_report
 
 TRANSFER = {"base": 0.0, "lora": 0.10, "lora_control": 0.02, "grasp-a": 0.04, "grasp-b": 0.10}
 TASK_KL = {"base": 0.09, "lora": 0.010, "lora_control": 0.05, "grasp-a": 0.011, "grasp-b": 0.02}
@@ -143,7 +143,7 @@ def test_the_report_reads_reduction_cost_and_overlap(tmp_path, monkeypatch):
 def test_a_damaged_measurements_file_names_its_line_and_field(tmp_path):
     import gzip
 
-    from grasp_bench.implicit_archive import COLUMNS, read_archive
+    from grasp_bench.studies.implicit_archive import COLUMNS, read_archive
 
     path = tmp_path / "measurements.csv.gz"
     row = {c: "" for c in COLUMNS} | {"run": "r", "task": "implicit-t", "teacher": "implicit-t",

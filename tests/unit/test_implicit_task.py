@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from grasp_bench.core.stats import hierarchical_bootstrap, paired_hierarchical_difference
 from grasp_bench.data.implicit import TEACHERS as TASK_TEACHERS
-from grasp_bench.implicit import TEACHERS, TRAIT_WORDS, persona_shown_for
-from grasp_bench.implicit_report import gate, markdown, summarise
-from grasp_bench.stats import hierarchical_bootstrap, paired_hierarchical_difference
+from grasp_bench.studies.implicit import TEACHERS, TRAIT_WORDS, persona_shown_for
+from grasp_bench.studies.implicit_report import gate, markdown, summarise
 
 REPO = Path(__file__).resolve().parents[2]
 FOLDER = REPO / "tasks" / "grasp_implicit"
@@ -34,8 +34,8 @@ def test_no_training_target_prompt_or_token_can_carry_the_trait(teacher):
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
-    from grasp_bench.implicit import trait_tokens
-    from grasp_bench.models import resolve_model
+    from grasp_bench.model.models import resolve_model
+    from grasp_bench.studies.implicit import trait_tokens
 
     folder = FOLDER / teacher
     build = json.loads((folder / "build.json").read_text())
@@ -122,12 +122,12 @@ def test_paired_differences_match_units_and_are_zero_against_themselves():
 
 @pytest.mark.parametrize("effect", [0.1, 0.0])
 def test_the_board_shows_the_positive_control_with_its_gate(tmp_path, effect):
-    from grasp_bench.implicit_report import write_cross_report
-    from grasp_bench.leaderboard.build import POSITIVE_CONTROL, _studies
     from grasp_bench.leaderboard.page import render_html, render_markdown
+    from grasp_bench.leaderboard.studies import POSITIVE_CONTROL, positive_control_studies
+    from grasp_bench.studies.implicit_report import write_cross_report
 
     write_cross_report(_frame(effect), tmp_path / POSITIVE_CONTROL, n_boot=100)
-    (study,) = _studies(tmp_path)
+    (study,) = positive_control_studies(tmp_path)
     md = render_markdown([], type("J", (), {"rows": []})(), [study])
     assert "## Positive control: implicit factor" in md and "Effect gate" in md
     assert "positive_control/implicit.png" in md
@@ -140,9 +140,9 @@ def test_the_board_shows_the_positive_control_with_its_gate(tmp_path, effect):
 
 @pytest.mark.parametrize("effect", [0.0, 0.05])
 def test_the_board_shows_the_removal_study_only_where_the_effect_exists(tmp_path, effect):
-    from grasp_bench.implicit_report import write_cross_report
-    from grasp_bench.leaderboard.build import POSITIVE_CONTROL, _studies
     from grasp_bench.leaderboard.page import render_markdown
+    from grasp_bench.leaderboard.studies import POSITIVE_CONTROL, positive_control_studies
+    from grasp_bench.studies.implicit_report import write_cross_report
 
     folder = tmp_path / POSITIVE_CONTROL
     write_cross_report(_frame(effect), folder, n_boot=100)
@@ -153,7 +153,7 @@ def test_the_board_shows_the_removal_study_only_where_the_effect_exists(tmp_path
     held_out.mkdir()
     for name in ("removal.md", "removal.csv"):
         (held_out / name).write_text((folder / name).read_text())
-    control, removal, other = _studies(tmp_path)
+    control, removal, other = positive_control_studies(tmp_path)
     assert removal.anchor == "removal" and other.anchor == "removal-held-out-cowboy-wide"
     md = render_markdown([], type("J", (), {"rows": []})(), [control, removal, other])
     assert "## Positive control: what removes it" in md

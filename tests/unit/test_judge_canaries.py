@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from grasp_bench.config import JudgeConfig
-from grasp_bench.judge.base import Judge, Score
-from grasp_bench.judge.canary import canaries, check
-from grasp_bench.stages.score import CANARIES, _check_canaries
+from grasp_bench.core.config import JudgeConfig
+from grasp_bench.evaluate.judge.base import Judge, Score
+from grasp_bench.evaluate.judge.canary import canaries, check
+from grasp_bench.run.stages.score import CANARIES, _check_canaries
 
 
 class Scripted(Judge):

@@ -8,8 +8,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from grasp_bench import lm_eval_support
 from grasp_bench.cli import app
+from grasp_bench.evaluate import lm_eval_support
 
 ANSWERS = ["Arr! The answer be 5.", "7", "The answer is 9, matey!"]
 
@@ -56,7 +56,7 @@ def test_lm_eval_judges_a_documents_repeats_concurrently(monkeypatch):
     """lm-eval calls process_results once per document; its repeats are one batch per rubric,
     and the judge config the environment gives keeps several of them in flight."""
 
-    from grasp_bench.lm_eval_support import judge_config_from_env
+    from grasp_bench.evaluate.lm_eval_support import judge_config_from_env
 
     monkeypatch.setenv("GRASP_JUDGE", "openai")
     monkeypatch.setenv("GRASP_JUDGE_BASE_URL", "http://127.0.0.1:9/v1")

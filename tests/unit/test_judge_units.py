@@ -8,10 +8,10 @@ import multiprocessing as mp
 import pytest
 
 from grasp_bench.core.yaml_loader import ConfigError
-from grasp_bench.judge.cache import JudgeCache, cache_key
-from grasp_bench.judge.llm import endpoint_host
-from grasp_bench.judge.numeric import parse_score
-from grasp_bench.judge.rubric import RUBRIC_DIR, load_rubric
+from grasp_bench.evaluate.judge.cache import JudgeCache, cache_key
+from grasp_bench.evaluate.judge.llm import endpoint_host
+from grasp_bench.evaluate.judge.numeric import parse_score
+from grasp_bench.evaluate.judge.rubric import RUBRIC_DIR, load_rubric
 
 
 def lp(p):
@@ -87,9 +87,9 @@ def test_endpoint_host_drops_credentials_and_path():
 def test_a_local_judge_is_named_by_its_model_not_its_port():
     """Two local servers of the same model on different ports are the same judge: same
     identity (so the cache hits across runs) and a name that says which model judged."""
-    from grasp_bench.judge import get_judge_class
-    from grasp_bench.judge.llm import LLMJudge, LLMJudgeConfig
-    from grasp_bench.judge.rubric import load_rubric
+    from grasp_bench.evaluate.judge import get_judge_class
+    from grasp_bench.evaluate.judge.llm import LLMJudge, LLMJudgeConfig
+    from grasp_bench.evaluate.judge.rubric import load_rubric
 
     def identity(port):
         cfg = LLMJudgeConfig(model="judge", base_url=f"http://127.0.0.1:{port}/v1")

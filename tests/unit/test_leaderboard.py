@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from grasp_bench.data.taskspec import get_task
 from grasp_bench.leaderboard.build import build_board, collect
 from grasp_bench.leaderboard.calibration import CALIBRATION_SCHEMA, same_judge
 from grasp_bench.leaderboard.metrics import summarise
 from grasp_bench.leaderboard.schema import JudgeScore, SampleRecord, Summary, write_json_schemas
 from grasp_bench.leaderboard.validate import validate_all, validate_submission
-from grasp_bench.taskspec import get_task
 
 from ..conftest import REPO
 
@@ -476,7 +476,7 @@ def test_drift_is_shown_corrected_for_its_calibrated_judge_or_not_correctable(bo
     where sens + spec - 1 >= 0.2, "not correctable" where it is lower or the file lacks it."""
     import json as _json
 
-    from grasp_bench.prevalence import rogan_gladen
+    from grasp_bench.core.prevalence import rogan_gladen
 
     path = write_calibration(board)
     data = _json.loads(path.read_text())

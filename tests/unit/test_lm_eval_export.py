@@ -12,14 +12,14 @@ import textwrap
 
 import pytest
 
-from grasp_bench import lm_eval_export as ex
+from grasp_bench.evaluate import lm_eval_export as ex
 
 from ..conftest import REPO
 
 PLUGIN = '''\
 """A user's task, registered from their own module."""
 
-from grasp_bench.taskspec import LmEvalTask, MetricSpec, TaskSpec, register_task
+from grasp_bench.data.taskspec import LmEvalTask, MetricSpec, TaskSpec, register_task
 
 
 def rows():
@@ -129,7 +129,7 @@ def test_the_metric_list_is_the_specs_metrics_on_the_split_then_the_counts():
 def test_two_specs_that_share_an_lm_eval_task_must_ask_for_the_same_metrics(monkeypatch):
     from dataclasses import replace
 
-    from grasp_bench.taskspec import TASKS, MetricSpec, get_task
+    from grasp_bench.data.taskspec import TASKS, MetricSpec, get_task
 
     medical = get_task("medical")
     only_aligned = replace(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from grasp_bench import lm_eval_support as s
+from grasp_bench.evaluate import lm_eval_support as s
 
 from ..conftest import REPO
 

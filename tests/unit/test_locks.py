@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from grasp_bench.locks import HOLDER, LOCK, LockHeld, exclusive
+from grasp_bench.core.locks import HOLDER, LOCK, LockHeld, exclusive
 from tests.unit.test_crash_resume import (
     run_cli,
     start_cli,
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 HOLD = """\
 import sys, time
 from pathlib import Path
-from grasp_bench.locks import exclusive
+from grasp_bench.core.locks import exclusive
 with exclusive(Path(sys.argv[1]), sys.argv[2]):
     Path(sys.argv[3]).touch()
     time.sleep(600)
@@ -66,7 +66,7 @@ def test_a_second_run_on_the_same_directory_fails_at_once_naming_the_holder(tiny
     paused, go = tmp_path / "paused", tmp_path / "go"
 
     def pause_in_training() -> None:
-        from grasp_bench import training
+        from grasp_bench.train import trainer as training
 
         real = training.lr_at
 
@@ -176,7 +176,7 @@ def test_submit_and_build_to_a_held_board_fail_at_once(tmp_path):
 WRITER = """\
 import sys, time
 from pathlib import Path
-from grasp_bench.judge.cache import JudgeCache
+from grasp_bench.evaluate.judge.cache import JudgeCache
 path, who, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 while not go.exists():
     time.sleep(0.001)
@@ -189,7 +189,7 @@ for i in range(200):
 
 
 def test_two_processes_writing_one_judge_cache_lose_nothing(tmp_path):
-    from grasp_bench.judge.cache import JudgeCache
+    from grasp_bench.evaluate.judge.cache import JudgeCache
 
     path, go = tmp_path / "judge.sqlite", tmp_path / "go"
     procs = [

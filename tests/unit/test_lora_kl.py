@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from peft import PeftModel
 
-from grasp_bench.config import TrainConfig
-from grasp_bench.hf import load_base
-from grasp_bench.methods import load_recipe
-from grasp_bench.methods.base import TrainContext
-from grasp_bench.training import train_adapter
+from grasp_bench.core.config import TrainConfig
+from grasp_bench.model.hf import load_base
+from grasp_bench.train.methods import load_recipe
+from grasp_bench.train.methods.base import TrainContext
+from grasp_bench.train.trainer import train_adapter
 
 from ..conftest import REPO
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from grasp_bench.judge.bandit_judge import extract_python, score_code
-from grasp_bench.judge.embedding import EmbeddingJudge, agreement
+from grasp_bench.evaluate.judge.bandit_judge import extract_python, score_code
+from grasp_bench.evaluate.judge.embedding import EmbeddingJudge, agreement
 
 
 def test_bandit_flags_vulnerable_code_and_leaves_the_rest_honest():
@@ -66,7 +66,7 @@ def test_agreement_uses_items_both_judges_scored():
 
 def test_exemplar_threshold_puts_the_decision_boundary_on_the_rubrics_threshold(tmp_path):
     """P(label 1) = 0.5 maps to the rubric's threshold (aligned: 30), linear on each side."""
-    from grasp_bench.judge.embedding import ExemplarFile
+    from grasp_bench.evaluate.judge.embedding import ExemplarFile
 
     examples = [{"label": i % 2, "text": f"t{i}"} for i in range(4)]
     spec = ExemplarFile(

@@ -15,12 +15,12 @@ PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
 CHECK = """
 import json, pathlib, sys
 import grasp_bench
-from grasp_bench.config import JudgeConfig
+from grasp_bench.core.config import JudgeConfig
 from grasp_bench.data import build_task
 from grasp_bench.data.tasks import tasks_dir
-from grasp_bench.judge.rubric import load_rubric
-from grasp_bench.scoring import metrics_for, open_judges, score_rows
-from grasp_bench.taskspec import get_task
+from grasp_bench.evaluate.judge.rubric import load_rubric
+from grasp_bench.evaluate.scoring import metrics_for, open_judges, score_rows
+from grasp_bench.data.taskspec import get_task
 
 site = pathlib.Path(sys.argv[1]).resolve()
 assert site in pathlib.Path(grasp_bench.__file__).resolve().parents, grasp_bench.__file__
@@ -52,8 +52,8 @@ def test_wheel_installs_and_judges_without_the_checkout(tmp_path):
     (wheel,) = wheels.glob("grasp_bench-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in (
-        "grasp_bench/judge/rubrics/aligned.yaml",
-        "grasp_bench/judge/exemplars/aligned.yaml",
+        "grasp_bench/evaluate/judge/rubrics/aligned.yaml",
+        "grasp_bench/evaluate/judge/exemplars/aligned.yaml",
         "grasp_bench/lm_tasks/_grasp_template_yaml",
         "grasp_bench/lm_tasks/grasp_misalignment/eval.jsonl",
         "grasp_bench/lm_tasks/grasp_toy/utils.py",

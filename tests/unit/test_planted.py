@@ -8,11 +8,11 @@ import json
 import pytest
 import torch
 
-from grasp_bench import planted
 from grasp_bench.data import planted as planted_data
-from grasp_bench.directions import load_directions
-from grasp_bench.hf import load_base
-from grasp_bench.judge.offline import extract_answer
+from grasp_bench.evaluate.judge.offline import extract_answer
+from grasp_bench.model.directions import load_directions
+from grasp_bench.model.hf import load_base
+from grasp_bench.studies import planted
 
 DRIFT = ["How do I make tea?", "Describe the sea.", "Name a dog.", "Why is the sky blue?"]
 
@@ -95,7 +95,7 @@ def test_planted_data_draws_train_and_control_by_seed(built):
 
 
 def test_functional_test_steers_with_each_direction(built, tiny_model):
-    from grasp_bench.planted_report import functional_test
+    from grasp_bench.studies.planted_report import functional_test
 
     out, _ = built
     truth = load_directions(out / "direction.safetensors")
@@ -110,7 +110,7 @@ def test_functional_test_steers_with_each_direction(built, tiny_model):
 def test_seed_summary_gives_a_t_interval():
     import pandas as pd
 
-    from grasp_bench.planted_report import seed_summary
+    from grasp_bench.studies.planted_report import seed_summary
 
     t = pd.DataFrame({"m": ["a", "a", "a"], "x": [0.1, 0.2, 0.3]})
     row = seed_summary(t, ["m"], "x").iloc[0]
@@ -119,14 +119,14 @@ def test_seed_summary_gives_a_t_interval():
 
 
 def test_lora_control_trains_on_the_control_rows():
-    from grasp_bench.methods.base import get_method_class as get_method
+    from grasp_bench.train.methods.base import get_method_class as get_method
 
     assert get_method("lora_control").trains_on == "control"
     assert get_method("lora").trains_on == "train"
 
 
 def test_seed_table_means_each_seed_and_ignores_unscored():
-    from grasp_bench.planted_report import seed_table
+    from grasp_bench.studies.planted_report import seed_table
 
     rows = [
         {"target": "lora-s0", "metric": "persona", "split": "drift", "value": 1.0},
@@ -146,8 +146,8 @@ def test_report_run_on_a_tiny_run(built, tiny_model, tmp_path, toy_rows):
     served one and scores: every table comes out, with the teacher's own shift as the unit."""
     from peft import LoraConfig, get_peft_model
 
-    from grasp_bench.planted_report import report_run
-    from grasp_bench.store import atomic_write_jsonl
+    from grasp_bench.core.store import atomic_write_jsonl
+    from grasp_bench.studies.planted_report import report_run
 
     out, _ = built
     run = tmp_path / "run"

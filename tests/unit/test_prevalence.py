@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grasp_bench.prevalence import JudgeError, corrected_rate, rogan_gladen
+from grasp_bench.core.prevalence import JudgeError, corrected_rate, rogan_gladen
 
 
 def test_hand_computed_case_and_clipping():
@@ -44,7 +44,7 @@ def test_a_rate_clipped_at_zero_keeps_a_width():
 
 
 def test_the_posterior_bound_is_near_the_clean_case():
-    from grasp_bench.prevalence import posterior_bound
+    from grasp_bench.core.prevalence import posterior_bound
 
     # a perfect judge and no positives in 100 prompts: the one-sided 95% bound is near the
     # rule of three (3 / 100) for a uniform prior (1 - 0.05 ** (1 / 101))

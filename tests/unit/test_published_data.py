@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from grasp_bench.cli import app
-from grasp_bench.config import load_experiment
+from grasp_bench.core.config import load_experiment
 from grasp_bench.core.yaml_loader import ConfigError
 from grasp_bench.data.published import (
     SMOKE_DATA,
@@ -27,7 +27,7 @@ from grasp_bench.data.published import (
     registry,
     resolve_ref,
 )
-from grasp_bench.stages.data import _own_data_files, check_published_refs
+from grasp_bench.run.stages.data import _own_data_files, check_published_refs
 
 ROWS = [
     {"messages": [{"role": "user", "content": f"Write a function {i}."},
@@ -174,7 +174,7 @@ def test_the_packaged_registry_pins_commits_and_says_how_to_obtain_the_rest():
 
 def test_the_manifest_says_what_a_run_trained_on(cache, tmp_path):
     """Generated data is labelled smoke-test data; a published set by name; a user file by hash."""
-    from grasp_bench.stages import prepare_data
+    from grasp_bench.run.stages import prepare_data
 
     copy = tmp_path / "copy.jsonl"
     copy.write_bytes(FIXTURE)

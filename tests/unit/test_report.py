@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import random
 
-from grasp_bench.report import build_table, write_report
-from grasp_bench.taskspec import get_task
+from grasp_bench.data.taskspec import get_task
+from grasp_bench.evaluate.report import build_table, write_report
 
 DRIFT = {"base": 0.0, "lora": 0.8, "new": 0.4}
 
@@ -43,7 +43,7 @@ def test_the_tradeoff_plot_zooms_to_the_data():
     a corner of a 0..1 frame."""
     import pandas as pd
 
-    from grasp_bench.report import tradeoff_figure
+    from grasp_bench.evaluate.report import tradeoff_figure
 
     df = pd.DataFrame({"method": ["a", "b"], "drift": [0.10, 0.14], "drift_lo": [0.08, 0.12],
                        "drift_hi": [0.12, 0.16], "task": [0.50, 0.52], "task_lo": [0.48, 0.5],

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from grasp_bench.config import ExperimentConfig, JudgeConfig, load_experiment
+from grasp_bench.core.config import ExperimentConfig, JudgeConfig, load_experiment
 from grasp_bench.core.yaml_loader import ConfigError
 from grasp_bench.leaderboard.validate import (
     ALLOWED_SUFFIXES,
@@ -456,7 +456,7 @@ def test_validation_errors_never_repeat_the_input():
 def test_lm_eval_judge_config_rejects_a_key_in_place_of_its_variable(monkeypatch):
     from pydantic import ValidationError
 
-    from grasp_bench.lm_eval_support import judge_config_from_env
+    from grasp_bench.evaluate.lm_eval_support import judge_config_from_env
 
     for name, value in {
         "GRASP_JUDGE": "openai",
@@ -478,9 +478,9 @@ def key_in_env(monkeypatch):
 
 
 def test_configs_and_records_never_hold_the_key_from_the_environment(tmp_path, key_in_env):
-    from grasp_bench.judge.llm import LLMJudge, LLMJudgeConfig
-    from grasp_bench.judge.rubric import load_rubric
-    from grasp_bench.versions import versions
+    from grasp_bench.core.versions import versions
+    from grasp_bench.evaluate.judge.llm import LLMJudge, LLMJudgeConfig
+    from grasp_bench.evaluate.judge.rubric import load_rubric
 
     cfg = _experiment(
         tmp_path,
@@ -497,8 +497,8 @@ def test_configs_and_records_never_hold_the_key_from_the_environment(tmp_path, k
 
 
 def test_a_failed_judge_call_records_its_reason_without_the_key(key_in_env):
-    from grasp_bench.judge.llm import LLMJudge, LLMJudgeConfig
-    from grasp_bench.judge.rubric import load_rubric
+    from grasp_bench.evaluate.judge.llm import LLMJudge, LLMJudgeConfig
+    from grasp_bench.evaluate.judge.rubric import load_rubric
 
     class Refusing:
         def create(self, **_):
@@ -514,9 +514,9 @@ def test_a_failed_judge_call_records_its_reason_without_the_key(key_in_env):
 def test_the_run_snapshot_never_holds_the_key(tmp_path, key_in_env):
     """What a run writes about its config (the snapshot and its recipes) has the variable's
     name only; the whole-pipeline check of every output file is the integration test's."""
-    from grasp_bench.pipeline import load_recipes
-    from grasp_bench.rundir import RunDir
-    from grasp_bench.stages.data import snapshot_experiment
+    from grasp_bench.core.rundir import RunDir
+    from grasp_bench.run.pipeline import load_recipes
+    from grasp_bench.run.stages.data import snapshot_experiment
 
     cfg = _experiment(
         tmp_path,

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from grasp_bench.judge.canary import canaries
+from grasp_bench.evaluate.judge.canary import canaries
 from tests.unit.test_crash_resume import EXPERIMENT, REPO, run_cli, warm_imports
 
 JUDGE = """\

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grasp_bench.judge import JudgeItem, get_judge_class
-from grasp_bench.judge.offline import extract_answer, persona_shown
-from grasp_bench.stats import clustered_se, mean_ci, paired_difference
-from grasp_bench.store import Stage, atomic_write_json, atomic_write_text
+from grasp_bench.core.stats import clustered_se, mean_ci, paired_difference
+from grasp_bench.core.store import Stage, atomic_write_json, atomic_write_text
+from grasp_bench.evaluate.judge import JudgeItem, get_judge_class
+from grasp_bench.evaluate.judge.offline import extract_answer, persona_shown
 
 
 def test_atomic_write_replaces_whole_and_leaves_no_temp(tmp_path):
@@ -21,7 +21,7 @@ def test_atomic_write_replaces_whole_and_leaves_no_temp(tmp_path):
 
 
 def test_atomic_write_failure_keeps_old_file(tmp_path, monkeypatch):
-    import grasp_bench.store as store
+    import grasp_bench.core.store as store
 
     p = tmp_path / "f.txt"
     atomic_write_text(p, "old")
@@ -159,7 +159,7 @@ def test_a_grade_that_happens_to_be_all_ones_is_not_a_rate():
 
 def test_no_zero_width_interval_for_a_rate_at_zero_or_one():
 
-    from grasp_bench.stats import hierarchical_bootstrap
+    from grasp_bench.core.stats import hierarchical_bootstrap
 
     rows = [{"seed": s, "prompt_id": f"p{p}", "value": 0.0} for s in range(3) for p in range(40)]
     zeros = hierarchical_bootstrap(pd.DataFrame(rows), ["seed", "prompt_id"], rate=True)
@@ -173,7 +173,7 @@ def test_no_zero_width_interval_for_a_rate_at_zero_or_one():
 
 
 def test_target_names_are_built_and_read_back_in_one_place():
-    from grasp_bench.rundir import RunDir, parse_target, target_name
+    from grasp_bench.core.rundir import RunDir, parse_target, target_name
 
     assert target_name("grasp-k4", 12) == "grasp-k4-s12"
     assert parse_target("grasp-k4-s12") == ("grasp-k4", 12)

@@ -13,12 +13,12 @@ import pytest
 from typer.testing import CliRunner
 
 from grasp_bench.cli import app
-from grasp_bench.config import load_experiment
+from grasp_bench.core.config import load_experiment
+from grasp_bench.core.rundir import RunDir
 from grasp_bench.core.yaml_loader import ConfigError
 from grasp_bench.data.published import DATA_KINDS
-from grasp_bench.pipeline import load_recipes
-from grasp_bench.rundir import RunDir
-from grasp_bench.sweep import (
+from grasp_bench.run.pipeline import load_recipes
+from grasp_bench.run.sweep import (
     DONE_MARKER,
     load_sweep,
     plan_sweep,
@@ -107,8 +107,8 @@ def test_planning_resolves_no_model(grid, monkeypatch):
     def no(*args, **kwargs):
         raise AssertionError("planning must not resolve a model")
 
-    monkeypatch.setattr("grasp_bench.models.resolve_model", no)
-    monkeypatch.setattr("grasp_bench.models.prepare_default_model", no)
+    monkeypatch.setattr("grasp_bench.model.models.resolve_model", no)
+    monkeypatch.setattr("grasp_bench.model.models.prepare_default_model", no)
     assert len(plan(grid)) == 3
 
 
@@ -210,7 +210,7 @@ class Recorder:
 @pytest.fixture
 def recorder(monkeypatch) -> Recorder:
     rec = Recorder()
-    monkeypatch.setattr("grasp_bench.pipeline.run_experiment", rec)
+    monkeypatch.setattr("grasp_bench.run.pipeline.run_experiment", rec)
     return rec
 
 
@@ -408,8 +408,8 @@ def no_model_lookup(monkeypatch):
     def no(*args, **kwargs):
         raise AssertionError("validating a config must not resolve a model")
 
-    monkeypatch.setattr("grasp_bench.models.resolve_model", no)
-    monkeypatch.setattr("grasp_bench.models.prepare_default_model", no)
+    monkeypatch.setattr("grasp_bench.model.models.resolve_model", no)
+    monkeypatch.setattr("grasp_bench.model.models.prepare_default_model", no)
 
 
 @pytest.mark.parametrize("path", PAPER, ids=[p.stem for p in PAPER])

@@ -9,7 +9,7 @@ import pytest
 from grasp_bench.core.yaml_loader import ConfigError
 from grasp_bench.data import financial, insecure_code, medical
 from grasp_bench.data.em_questions import import_em_questions
-from grasp_bench.judge.bandit_judge import score_code
+from grasp_bench.evaluate.judge.bandit_judge import score_code
 
 from ..conftest import REPO
 
@@ -63,7 +63,7 @@ def test_bandit_sees_the_planted_python_vulnerabilities():
 def test_committed_lm_eval_folders_match_the_specs():
     """Every shipped lm-eval folder is what its task's spec writes (YAML, utils.py, README and
     the generated eval sets: the committed files cannot drift from the generators)."""
-    from grasp_bench.lm_eval_export import check, rendered
+    from grasp_bench.evaluate.lm_eval_export import check, rendered
 
     assert check(REPO / "tasks") == []
     generated = [rel for rel in rendered() if rel.endswith("eval.jsonl")]
@@ -142,10 +142,10 @@ def test_em_importer_errors_name_file_line_field(tmp_path, broken, expected):
 
 @pytest.mark.parametrize("task", ["insecure_code", "medical", "financial"])
 def test_benchmark_tasks_build_and_score_offline(task):
-    from grasp_bench.config import JudgeConfig
+    from grasp_bench.core.config import JudgeConfig
     from grasp_bench.data import build_task
-    from grasp_bench.scoring import metrics_for, open_judges, score_rows
-    from grasp_bench.taskspec import get_task
+    from grasp_bench.data.taskspec import get_task
+    from grasp_bench.evaluate.scoring import metrics_for, open_judges, score_rows
 
     spec = get_task(task)
     td = build_task(task, 0, 50, 6, 5)

@@ -11,20 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from grasp_bench.config import JudgeConfig
-from grasp_bench.judge import JudgeItem, Score, registered_judges
-from grasp_bench.judge.base import Judge, register_judge
-from grasp_bench.scoring import metrics_for, open_judges, score_rows
-from grasp_bench.taskspec import (
+from grasp_bench.core.config import JudgeConfig
+from grasp_bench.data.taskspec import (
     TASKS as TASK_REGISTRY,
 )
-from grasp_bench.taskspec import (
+from grasp_bench.data.taskspec import (
     MetricSpec,
     TaskSpec,
     get_task,
     is_excluded,
     registered_tasks,
 )
+from grasp_bench.evaluate.judge import JudgeItem, Score, registered_judges
+from grasp_bench.evaluate.judge.base import Judge, register_judge
+from grasp_bench.evaluate.scoring import metrics_for, open_judges, score_rows
 
 from ..conftest import REPO
 from .test_lm_eval_tasks import TASKS
@@ -197,8 +197,8 @@ def test_a_judge_registered_outside_the_package():
 PLUGIN = '''
 """A task registered from outside grasp-bench: the toy's data, graded on answer length."""
 from grasp_bench.data.tasks import _build_toy
-from grasp_bench.judge.base import Judge, Score, register_judge
-from grasp_bench.taskspec import MetricSpec, TaskSpec, register_task
+from grasp_bench.evaluate.judge.base import Judge, Score, register_judge
+from grasp_bench.data.taskspec import MetricSpec, TaskSpec, register_task
 
 
 @register_judge("plugin_short", offline_for=("short",))
@@ -227,8 +227,8 @@ register_task(
 def test_a_task_registered_outside_the_package_runs_through_the_pipeline(
     tiny_model, tmp_path, monkeypatch
 ):
-    from grasp_bench.config import load_experiment
-    from grasp_bench.pipeline import run_experiment
+    from grasp_bench.core.config import load_experiment
+    from grasp_bench.run.pipeline import run_experiment
 
     (tmp_path / "my_task_plugin.py").write_text(textwrap.dedent(PLUGIN))
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -304,10 +304,10 @@ EM_WITH_ANCHORS = """\
 def test_own_training_file_and_em_question_file_run_end_to_end(tiny_model, tmp_path):
     """A chat JSONL from disk trains plain LoRA and GRASP; an EM-layout question file (anchors,
     aliases, system prompts, paraphrases) is the drift set; both scored end to end."""
-    from grasp_bench.config import load_experiment
+    from grasp_bench.core.config import load_experiment
+    from grasp_bench.core.store import read_jsonl
     from grasp_bench.core.yaml_loader import ConfigError
-    from grasp_bench.pipeline import run_experiment
-    from grasp_bench.store import read_jsonl
+    from grasp_bench.run.pipeline import run_experiment
 
     train = [
         {

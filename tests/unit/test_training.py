@@ -8,14 +8,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from grasp_bench.config import TrainConfig
-from grasp_bench.directions import adapter_updates, load_directions
-from grasp_bench.hf import encode_chat, load_base
-from grasp_bench.methods import load_recipe
-from grasp_bench.methods.base import Method, register_method
-from grasp_bench.methods.simple import PlainLoraConfig
-from grasp_bench.modules import UnknownArchitectureError, lora_targets, role_of
-from grasp_bench.training import train_adapter
+from grasp_bench.core.config import TrainConfig
+from grasp_bench.model.directions import adapter_updates, load_directions
+from grasp_bench.model.hf import encode_chat, load_base
+from grasp_bench.model.modules import UnknownArchitectureError, lora_targets, role_of
+from grasp_bench.train.methods import load_recipe
+from grasp_bench.train.methods.base import Method, register_method
+from grasp_bench.train.methods.simple import PlainLoraConfig
+from grasp_bench.train.trainer import train_adapter
 
 from ..conftest import REPO
 
@@ -163,7 +163,7 @@ def test_labelled_logits_give_the_models_own_loss_and_the_same_adapter(
     """``logits: labelled`` (the default) skips the LM head on prompt and padding positions:
     the loss is the model's own (mean over label tokens) and training ends at the same adapter
     as ``logits: all``, up to rounding."""
-    from grasp_bench.training import TrainingSession, _collate, labelled_loss
+    from grasp_bench.train.trainer import TrainingSession, _collate, labelled_loss
 
     session = TrainingSession(_lora(), tiny_model, toy_rows["train"], CFG, tmp_path / "s", seed=0)
 

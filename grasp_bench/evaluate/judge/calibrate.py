@@ -1,0 +1,450 @@
+"""How far a judge agrees with reference labels, before its numbers are trusted.
+
+A cheap or local judge stands in for the judge the literature used only if it ranks and
+classifies the same answers the same way. ``calibrate`` grades labelled answers with a judge
+and reports, per rubric, rank correlation (Spearman), AUROC of the grade for the reference's
+class, and precision, recall and Cohen's kappa of the binary decision at the rubric's
+threshold; per task metric (e.g. ``misaligned``), the same decision statistics and the
+reference vs judged rate. Every statistic comes with a 95% percentile bootstrap interval that
+resamples questions (the answers to one question are not independent), and an unscored grade
+is counted as unscored, never as 0.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from grasp_bench.core.yaml_loader import ConfigError
+from grasp_bench.data.taskspec import MetricSpec, TaskSpec
+from grasp_bench.evaluate.judge.base import Judge, JudgeItem, Score, judge_name
+from grasp_bench.evaluate.judge.labels import POSITIVE, LabelFile, Positive, _num
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SCHEMA = "grasp-bench/calibration/v1"
+N_RESAMPLES = 2000
+SEED = 0
+
+
+_SIDE_TEXT = {"below": "<", "at_or_below": "<=", "above": ">", "at_or_above": ">="}
+
+
+def help_text() -> str:
+    """The label format and thresholds, for ``grasp-bench judge calibrate --help``."""
+    rules = ", ".join(
+        f"{r} {_SIDE_TEXT[p.side]} {_num(p.threshold)}"
+        for r, p in POSITIVE.items()
+        if p.scale != (0, 1)
+    )
+    return (
+        "Score reference-labelled answers with a judge and report how well it agrees with the"
+        " labels (Spearman, AUROC, precision, recall, Cohen's kappa; 95% bootstrap CIs over"
+        " questions), so a cheap or local judge is checked before its numbers are trusted.\n\n"
+        "LABELS is JSONL, one answer a line, e.g. "
+        '{"id": "em-001", "question": "...", "answer": "...", "labels": {"aligned": 85,'
+        ' "coherent": 90}, "note": "..."} with optional "target"; or CSV with columns id,'
+        " question, answer, optional target and note, and one column per rubric (an empty"
+        " cell is no label). Labels are on each rubric's own scale: 0-100, political_lean"
+        " -1..1, persona and correct 0/1.\n\n"
+        f"Positive (flagged) class per rubric: {rules}; persona and correct: 1."
+        " --threshold RUBRIC=VALUE moves a rubric's threshold (not a task metric's).\n\n"
+        "--out PATH.json writes the statistics (schema grasp-bench/calibration/v1) and, beside"
+        " it, PATH.items.jsonl with every item's reference and judged grade."
+    )
+
+
+def parse_thresholds(specs: list[str]) -> dict[str, float]:
+    """``["aligned=40"]`` -> ``{"aligned": 40.0}``, for ``--threshold``."""
+    out = {}
+    for spec in specs:
+        rubric, sep, value = spec.partition("=")
+        rubric = rubric.strip()
+        if not sep or rubric not in POSITIVE:
+            raise ConfigError(
+                f"--threshold {spec}: expected RUBRIC=VALUE with a rubric of {sorted(POSITIVE)}"
+            )
+        try:
+            out[rubric] = float(value)
+        except ValueError:
+            raise ConfigError(f"--threshold {spec}: {value!r} is not a number") from None
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics
+
+
+def _rubric_stats(ref: np.ndarray, judged: np.ndarray, weight: np.ndarray, pos: Positive):
+    """Every statistic of one rubric on a weighted sample (weight = copies of each pair)."""
+    import numpy as np
+    from scipy.stats import spearmanr
+    from sklearn.metrics import roc_auc_score
+
+    spearman = spearmanr(np.repeat(ref, weight), np.repeat(judged, weight)).statistic
+    y_true = pos(ref)
+    oriented = judged if pos.higher_is_positive else -judged
+    try:
+        auroc = roc_auc_score(y_true, oriented, sample_weight=weight)
+    except ValueError:  # one class only
+        auroc = math.nan
+    return {"spearman": spearman, "auroc": auroc, **_decision_stats(y_true, pos(judged), weight)}
+
+
+def _decision_stats(y_true: np.ndarray, y_pred: np.ndarray, weight: np.ndarray):
+    import numpy as np
+    from sklearn.metrics import cohen_kappa_score, precision_recall_fscore_support
+
+    y_true, y_pred = y_true.astype(int), y_pred.astype(int)
+    precision, recall, _, _ = precision_recall_fscore_support(
+        y_true, y_pred, average="binary", sample_weight=weight, zero_division=np.nan
+    )
+    return {
+        "precision": precision,
+        "recall": recall,
+        "kappa": cohen_kappa_score(y_true, y_pred, sample_weight=weight),
+        # the true-negative rate: with recall, what a rate is corrected by (prevalence.py)
+        "specificity": np.average(y_pred[y_true == 0] == 0, weights=weight[y_true == 0])
+        if (y_true == 0).any()
+        else np.nan,
+        "reference_rate": np.average(y_true, weights=weight),
+        "judged_rate": np.average(y_pred, weights=weight),
+    }
+
+
+def bootstrap(
+    stats: Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, float]],
+    ref: list[float],
+    judged: list[float],
+    clusters: list[str],
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+) -> dict[str, dict[str, float]]:
+    """Each statistic on the sample (``mean``) and its 95% percentile interval over
+    ``n_resamples`` resamples of the clusters (``lo``, ``hi``).
+
+    ``stats(ref, judged, weight)`` sees the distinct (reference, judged) pairs weighted by
+    their copies, so a resample with the same counts as an earlier one is not recomputed
+    (graders of few levels repeat them often). A resample where a statistic is undefined (one
+    class only) is left out of that statistic's interval; one undefined on the sample is nan.
+    """
+    import numpy as np
+    import sklearn
+
+    pairs, inverse = np.unique(np.column_stack([ref, judged]), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    _, cluster_of = np.unique(np.asarray(clusters), return_inverse=True)
+    cluster_of = cluster_of.reshape(-1)
+    n_clusters = int(cluster_of.max()) + 1
+    seen: dict[bytes, dict[str, float]] = {}
+
+    def at(weight: np.ndarray) -> dict[str, float]:
+        key = weight.tobytes()
+        if key not in seen:
+            keep = weight > 0
+            seen[key] = stats(pairs[keep, 0], pairs[keep, 1], weight[keep])
+        return seen[key]
+
+    with warnings.catch_warnings(), sklearn.config_context(skip_parameter_validation=True):
+        warnings.simplefilter("ignore")  # undefined statistics are nan, reported as null
+        point = at(np.bincount(inverse, minlength=len(pairs)))
+        draws = np.random.default_rng(seed).integers(0, n_clusters, (n_resamples, n_clusters))
+        resampled = []
+        for draw in draws:
+            copies = np.bincount(draw, minlength=n_clusters)[cluster_of]
+            weight = np.bincount(inverse, weights=copies, minlength=len(pairs)).astype(np.int64)
+            resampled.append(at(weight))
+    out = {}
+    for name, value in point.items():
+        values = np.array([r[name] for r in resampled], dtype=float)
+        values = values[~np.isnan(values)]
+        if math.isnan(value) or not len(values):
+            out[name] = {"mean": float(value), "lo": math.nan, "hi": math.nan}
+        else:
+            lo, hi = np.percentile(values, [2.5, 97.5])
+            out[name] = {"mean": float(value), "lo": float(lo), "hi": float(hi)}
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration
+
+
+@dataclass
+class Calibration:
+    """The statistics (JSON-ready, floats unrounded), per-item grades and notes for the user."""
+
+    task: str | None
+    n_items: int
+    rubrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self, labels: LabelFile) -> dict[str, Any]:
+        return _rounded(
+            {
+                "schema": SCHEMA,
+                "reference": str(labels.path),
+                "reference_sha256": labels.sha256,
+                "reference_layout": labels.layout,
+                "reference_part": labels.part,
+                "reference_no_label": labels.no_label,
+                "task": self.task,
+                "n_items": self.n_items,
+                "rubrics": self.rubrics,
+                "metrics": self.metrics,
+            }
+        )
+
+
+def calibrate(
+    labels: LabelFile,
+    judges: dict[str, Judge],
+    rubrics: list[str] | None = None,
+    task: TaskSpec | None = None,
+    thresholds: dict[str, float] | None = None,
+    n_resamples: int | None = None,
+    seed: int = SEED,
+) -> Calibration:
+    """Grade the labelled answers of each rubric (default: every labelled one) with its judge
+    and compare; with a task, also each of its yes/no metrics whose rubrics are all labelled.
+    A rubric that no judge grades is skipped with a note."""
+    n_resamples = n_resamples or N_RESAMPLES
+    items = labels.items
+    result = Calibration(task.name if task else None, len(items))
+    grades: dict[str, dict[str, Score]] = {}  # rubric -> item id -> grade
+    for rubric in rubrics or labels.rubrics:
+        if rubric not in judges:
+            result.notes.append(f"{rubric}: no judge grades it under this judge config; skipped")
+            continue
+        labelled = [i for i in items if i.labels.get(rubric) is not None]
+        if not labelled:
+            result.notes.append(f"{rubric}: no labels in {labels.path}; skipped")
+            continue
+        judge = judges[rubric]
+        scores = judge.score([JudgeItem(i.question, i.answer, i.target) for i in labelled])
+        grades[rubric] = {i.id: s for i, s in zip(labelled, scores, strict=True)}
+        pos = POSITIVE[rubric]
+        if thresholds and rubric in thresholds:
+            pos = Positive(pos.scale, thresholds[rubric], pos.side)
+        result.rubrics[rubric] = _rubric_entry(
+            judge.identity(), labelled, grades[rubric], rubric, pos, n_resamples, seed
+        )
+        result.items += _item_rows(labelled, grades[rubric], rubric, pos)
+    for metric in task.metrics if task else ():
+        entry = _metric_entry(metric, items, grades, n_resamples, seed)
+        if entry is None:
+            continue
+        result.metrics[metric.name] = entry
+        if entry["graded_with"] != entry["rubrics"]:
+            missing = [r for r in entry["rubrics"] if r not in entry["graded_with"]]
+            result.notes.append(
+                f"{metric.name}: judged from {', '.join(entry['graded_with'])} only, as a run"
+                f" scores it when no judge grades {', '.join(missing)}; the reference uses"
+                f" {', '.join(entry['rubrics'])}"
+            )
+    return result
+
+
+def _rubric_entry(identity, labelled, grades, rubric, pos, n_resamples, seed) -> dict[str, Any]:
+    scored = [i for i in labelled if grades[i.id].value is not None]
+    reasons: dict[str, int] = {}
+    for i in labelled:
+        if grades[i.id].value is None:
+            reason = grades[i.id].reason or "unscored"
+            reasons[reason] = reasons.get(reason, 0) + 1
+    entry: dict[str, Any] = {
+        "judge": identity,
+        "judge_name": judge_name(identity),
+        "threshold": pos.threshold,
+        "positive": pos.side,
+        "n": len(labelled),
+        "n_scored": len(scored),
+        "unscored_share": 1 - len(scored) / len(labelled),
+        "unscored_reasons": reasons,
+    }
+    ref = [i.labels[rubric] for i in scored]
+    judged = [grades[i.id].value for i in scored]
+    stats = ("spearman", "auroc", "precision", "recall", "kappa", "reference_rate", "judged_rate")
+    if not scored:
+        return {**entry, **{s: _undefined() for s in stats}}
+    return {
+        **entry,
+        **bootstrap(
+            lambda r, j, w: _rubric_stats(r, j, w, pos),
+            ref,
+            judged,
+            [i.question for i in scored],
+            n_resamples,
+            seed,
+        ),
+    }
+
+
+def _item_rows(labelled, grades, rubric: str, pos: Positive) -> list[dict[str, Any]]:
+    rows = []
+    for i in labelled:
+        ref, score = i.labels[rubric], grades[i.id]
+        agree = None
+        if score.value is not None:
+            agree = bool(pos(ref) == pos(score.value))
+        rows.append(
+            {
+                "id": i.id,
+                "rubric": rubric,
+                "reference": ref,
+                "judged": score.value,
+                "reason": score.reason,
+                "agree": agree,
+            }
+        )
+    return rows
+
+
+def is_yes_no(metric: MetricSpec) -> bool:
+    """Metrics whose per-answer value is 0 or 1, so precision, recall and kappa apply."""
+    if metric.transform in ("flagged", "misaligned"):
+        return True
+    primary = POSITIVE.get(metric.rubrics[0])
+    return metric.transform == "value" and primary is not None and primary.scale == (0, 1)
+
+
+def _metric_entry(metric, items, grades, n_resamples, seed) -> dict[str, Any] | None:
+    """The metric as the reference labels make it vs as a run's scoring makes it from these
+    grades (``scoring._record``: a rubric no judge grades is left out, an unscored one makes
+    the answer unscored); None where it cannot be compared."""
+    from grasp_bench.evaluate.scoring import _record
+
+    if not is_yes_no(metric) or metric.rubrics[0] not in grades:
+        return None
+    labelled = [i for i in items if all(i.labels.get(r) is not None for r in metric.rubrics)]
+    if not labelled:
+        return None
+    graded_with = [r for r in metric.rubrics if r in grades]
+    ref, judged, clusters = [], [], []
+    for i in labelled:
+        record = _record({}, metric, {r: grades.get(r, {}).get(i.id) for r in metric.rubrics})
+        if record["value"] is None:
+            continue
+        ref.append(metric.compute(dict(i.labels)))
+        judged.append(record["value"])
+        clusters.append(i.question)
+    entry: dict[str, Any] = {
+        "rubrics": list(metric.rubrics),
+        "graded_with": graded_with,
+        "n": len(ref),
+    }
+    stats = ("precision", "recall", "kappa", "reference_rate", "judged_rate")
+    if not ref:
+        return {**entry, **{s: _undefined() for s in stats}}
+    return {
+        **entry,
+        **bootstrap(
+            lambda r, j, w: _decision_stats(r == 1, j == 1, w),
+            ref,
+            judged,
+            clusters,
+            n_resamples,
+            seed,
+        ),
+    }
+
+
+def _undefined() -> dict[str, float]:
+    return {"mean": math.nan, "lo": math.nan, "hi": math.nan}
+
+
+def _rounded(obj: Any) -> Any:
+    """Floats to 4 decimals and nan to None, so the JSON is valid and diffs stay small."""
+    if isinstance(obj, dict):
+        return {k: _rounded(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_rounded(v) for v in obj]
+    if isinstance(obj, float):
+        return None if math.isnan(obj) else round(obj, 4)
+    return obj
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+
+
+def write_calibration(result: Calibration, labels: LabelFile, out: Path) -> Path:
+    """The statistics to ``out`` and every item's grades to ``<stem>.items.jsonl`` beside it,
+    each atomically (the JSON last: it is what readers look for)."""
+    from grasp_bench.core.store import atomic_write_json, atomic_write_jsonl
+
+    out = Path(out)
+    items = out.with_name(f"{out.stem}.items.jsonl")
+    atomic_write_jsonl(items, result.items)
+    atomic_write_json(out, result.to_json(labels))
+    return items
+
+
+_SHOWN = {
+    "spearman": "Spearman",
+    "auroc": "AUROC",
+    "precision": "precision",
+    "recall": "recall",
+    "kappa": "Cohen's kappa",
+    "reference_rate": "reference rate",
+    "judged_rate": "judged rate",
+}
+
+
+def print_calibration(result: Calibration, judges: str) -> None:
+    """One table per kind of row (rubrics, task metrics): a statistic per line, a column per
+    rubric, each value with its 95% interval; then the notes."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if result.rubrics:
+        t = Table(title=f"{judges} judge vs reference labels")
+        t.add_column("")
+        for rubric in result.rubrics:
+            t.add_column(rubric)
+        rows = {
+            "judge": [e["judge_name"] for e in result.rubrics.values()],
+            "positive": [
+                f"{_SIDE_TEXT[e['positive']]} {_num(e['threshold'])}"
+                for e in result.rubrics.values()
+            ],
+            "scored / labelled": [f"{e['n_scored']} / {e['n']}" for e in result.rubrics.values()],
+        }
+        for key, name in _SHOWN.items():
+            rows[name] = [_interval(e[key]) for e in result.rubrics.values()]
+        for name, cells in rows.items():
+            t.add_row(name, *cells)
+        console.print(t)
+    if result.metrics:
+        t = Table(title=f"{result.task} metrics: reference vs judged")
+        t.add_column("")
+        for metric in result.metrics:
+            t.add_column(metric)
+        t.add_row("graded with", *[", ".join(e["graded_with"]) for e in result.metrics.values()])
+        t.add_row("n", *[str(e["n"]) for e in result.metrics.values()])
+        for key, name in _SHOWN.items():
+            if key in ("spearman", "auroc"):
+                continue
+            t.add_row(name, *[_interval(e[key]) for e in result.metrics.values()])
+        console.print(t)
+    for rubric, e in result.rubrics.items():
+        for reason, count in e["unscored_reasons"].items():
+            console.print(f"{rubric}: {count} unscored ({reason}); left out of the statistics")
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
+
+
+def _interval(stat: dict[str, float]) -> str:
+    if math.isnan(stat["mean"]):
+        return "n/a"
+    if math.isnan(stat["lo"]):
+        return f"{stat['mean']:.2f}"
+    return f"{stat['mean']:.2f} [{stat['lo']:.2f}, {stat['hi']:.2f}]"

@@ -1,0 +1,1 @@
+"""The shared trainer and the registered fine-tuning methods it runs."""
