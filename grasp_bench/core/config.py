@@ -148,9 +148,15 @@ class DataConfig(StrictModel):
 class JudgeConfig(StrictModel):
     """Who scores completions. The task's offline scorers always run; ``rubrics`` add LLM-judged
     metrics from an OpenAI-compatible endpoint (``openai``) or a local vLLM server of any model
-    that the project starts itself (``local``)."""
+    that the project starts itself (``local``), or are graded by any registered judge kind (a
+    plugin's judge class, named by its kind; checked against the registry when judges open)."""
 
-    kind: Literal["offline", "openai", "local"] = Field("offline", description="Judge kind.")
+    kind: str = Field(
+        "offline",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="offline, openai, local, or a registered judge kind (a plugin's) that"
+        " grades the listed rubrics.",
+    )
     rubrics: list[str] = Field(
         default_factory=list, description="LLM-judged rubrics (names or YAML paths)."
     )

@@ -19,6 +19,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from grasp_bench.core.config import JudgeConfig
+from grasp_bench.core.yaml_loader import ConfigError
 from grasp_bench.data.taskspec import Excluded, MetricSpec, TaskSpec, Unscorable, rubrics_of
 from grasp_bench.evaluate.judge.base import (
     Judge,
@@ -89,6 +90,11 @@ def open_judges(
     if not llm_rubrics:
         yield judges
         return
+    if judge_cfg.kind not in BUILT_IN_KINDS:  # a registered (plugin) judge grades the rubrics
+        cls = _registered_kind(judge_cfg.kind)
+        judges.update({rubric: cls(rubric) for rubric in sorted(llm_rubrics)})
+        yield judges
+        return
     from grasp_bench.evaluate.judge.cache import JudgeCache
     from grasp_bench.evaluate.judge.llm import LLMJudge, LLMJudgeConfig
 
@@ -126,6 +132,18 @@ def open_judges(
 
 
 _OFFLINE: dict[tuple[str, str], Judge] = {}
+BUILT_IN_KINDS = ("offline", "openai", "local")
+
+
+def _registered_kind(kind: str) -> type[Judge]:
+    from grasp_bench.evaluate.judge.base import registered_judges
+
+    if kind not in registered_judges():
+        raise ConfigError(
+            f"judge.kind {kind!r}: not offline, openai, local or a registered judge kind"
+            f" (registered: {', '.join(registered_judges())}; a plugin registers its own)"
+        )
+    return get_judge_class(kind)
 
 
 def _offline_judge(kind: str, rubric: str) -> Judge:

@@ -9,15 +9,17 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from grasp_bench.core.names import safe_name
+from grasp_bench.core.yaml_loader import StrictModel
 
 SCHEMA_VERSION = 1
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+class Strict(StrictModel):
+    """The one strict base (unknown keys, infinities and NaN are errors): a result with no
+    number says so with null and a reason, never NaN."""
 
 
 class JudgeScore(Strict):

@@ -21,6 +21,7 @@ from grasp_bench.core.store import (
     read_jsonl,
     replace_dir,
 )
+from grasp_bench.evaluate.judge.base import judge_label
 from grasp_bench.leaderboard.metrics import summarise
 from grasp_bench.leaderboard.schema import JudgeScore, SampleRecord, Summary
 from grasp_bench.leaderboard.validate import SAFE_NAME, _escapes
@@ -38,11 +39,6 @@ def eval_set_hash(eval_prompts: list[dict[str, Any]]) -> str:
         sort_keys=True,
     ).encode()
     return hashlib.sha256(blob).hexdigest()
-
-
-def _judge_name(judge: dict[str, Any]) -> str:
-    name = judge.get("model") or judge.get("name") or judge.get("kind")
-    return f"{judge.get('kind')}:{name}:{judge.get('rubric', '')}".rstrip(":")
 
 
 def run_submissions(run_dir: Path, board_dir: Path, methods: list[str] | None = None) -> list[Path]:
@@ -107,7 +103,7 @@ def _write_submissions(run_dir: Path, board_dir: Path, methods: list[str] | None
             )
             for (target, pid, split, sample), metric_scores in sorted(grouped.items())
         ]
-        judges = sorted({_judge_name(sc.judge) for s in samples for sc in s.scores.values()})
+        judges = sorted({judge_label(sc.judge) for s in samples for sc in s.scores.values()})
         summary = Summary(
             task=task,
             method=method,

@@ -133,6 +133,40 @@ def test_a_rubrics_offline_judge_cannot_be_taken_silently(rubric):
     JUDGES.entries.pop(f"plugin-for-{rubric}", None)
 
 
+def test_an_experiment_can_name_a_registered_judge_kind_for_its_rubrics():
+    """Judge kinds are open: ``judge.kind`` names offline, openai, local or any registered kind,
+    which then grades the listed rubrics; an unknown kind names the registered ones."""
+    from grasp_bench.core.config import JudgeConfig
+    from grasp_bench.core.yaml_loader import ConfigError
+    from grasp_bench.evaluate.scoring import open_judges
+
+    @register_judge("plugin-constant")
+    class Constant(Judge):
+        def identity(self):
+            return {"kind": "plugin-constant", "rubric": self.rubric}
+
+        def score(self, items):
+            return [Score(50.0, None, self.identity()) for _ in items]
+
+    try:
+        cfg = JudgeConfig(kind="plugin-constant", rubrics=["aligned"])
+        with open_judges(cfg, ["aligned", "coherent"]) as judges:
+            assert isinstance(judges["aligned"], Constant)
+            assert not isinstance(judges["coherent"], Constant)  # not listed: its offline judge
+            (got,) = judges["aligned"].score([JudgeItem("q", "a")])
+            assert got.value == 50.0 and got.judge["kind"] == "plugin-constant"
+        unknown = JudgeConfig(kind="nobody", rubrics=["aligned"])
+        with (
+            pytest.raises(ConfigError, match=r"judge.kind 'nobody'.*registered: .*plugin-const"),
+            open_judges(unknown, ["aligned"]),
+        ):
+            pass
+        with pytest.raises(ValueError, match="kind plugin-constant needs at least one rubric"):
+            JudgeConfig(kind="plugin-constant")
+    finally:
+        JUDGES.entries.pop("plugin-constant", None)
+
+
 # -- the registry itself ---------------------------------------------------------------------
 
 

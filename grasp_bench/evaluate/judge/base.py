@@ -95,5 +95,14 @@ def registered_judges() -> list[str]:
 
 
 def judge_name(identity: dict[str, Any]) -> str:
-    """A short human name of a judge identity (the model, or the offline judge's name)."""
+    """A short human name of a judge identity: the name a judge gives itself, else the model
+    it runs (tables and plots)."""
     return str(identity.get("name") or identity.get("model") or identity.get("kind", "?"))
+
+
+def judge_label(identity: dict[str, Any]) -> str:
+    """The qualified label a submission lists its judges by, ``kind:model:rubric``: the model
+    comes first here (two judges of one kind differ by what they run), and the label is part of
+    every committed submission, so its form never changes."""
+    name = identity.get("model") or identity.get("name") or identity.get("kind")
+    return f"{identity.get('kind')}:{name}:{identity.get('rubric', '')}".rstrip(":")
