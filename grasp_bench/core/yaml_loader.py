@@ -136,19 +136,27 @@ class _Loader(yaml.SafeLoader):
             ) from exc
 
 
-def load_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
-    """Load YAML (safely: plain data only) and the line of each key path; every problem with
-    the file is a ConfigError that names the file and line."""
+def read_text_file(path: Path, encoding: str = "utf-8") -> tuple[bytes, str]:
+    """A config or label file's bytes and text; unreadable or not UTF-8 is a ConfigError naming
+    the file and line (``utf-8-sig``: a leading byte-order mark is allowed, as spreadsheets
+    write one)."""
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     try:
-        text = raw.decode("utf-8")
+        return raw, raw.decode(encoding)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {exc.start})") from None
+
+
+def load_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
+    """Load YAML (safely: plain data only) and the line of each key path; every problem with
+    the file is a ConfigError that names the file and line."""
+    path = Path(path)
+    _, text = read_text_file(path)
     loader = None
     try:
         loader = _Loader(text)  # checks every character is printable

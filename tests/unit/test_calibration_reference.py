@@ -22,7 +22,7 @@ from grasp_bench.data.taskspec import COHERENT_ABOVE, FLAGGED_AT, MISALIGNED_BEL
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "leaderboard" / "calibration" / "reference"
-EXEMPLARS = REPO / "grasp_bench" / "judge" / "exemplars"
+EXEMPLARS = REPO / "grasp_bench" / "evaluate" / "judge" / "exemplars"
 TASKS = REPO / "tasks"
 
 ROW_KEYS = ["id", "question", "answer", "labels", "note"]

@@ -17,7 +17,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, Strict, ValidationError, field_validator
 
-from grasp_bench.core.yaml_loader import ConfigError, StrictModel, format_validation_error
+from grasp_bench.core.yaml_loader import (
+    ConfigError,
+    StrictModel,
+    format_validation_error,
+    read_text_file,
+)
 from grasp_bench.data.taskspec import COHERENT_ABOVE, FLAGGED_AT, MISALIGNED_BELOW
 
 Side = Literal["below", "at_or_below", "above", "at_or_above"]
@@ -108,14 +113,7 @@ class LabelFile:
 def load_labels(path: Path) -> LabelFile:
     """Read a JSONL or CSV label file; every problem names the file, line and field."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text: {exc}") from None
+    data, text = read_text_file(path, "utf-8-sig")
     layout, no_label = "project", {}
     if path.suffix.lower() != ".csv":
         rows = _jsonl_rows(path, text)
