@@ -153,7 +153,7 @@ class JudgeConfig(StrictModel):
 
     kind: str = Field(
         "offline",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        pattern=r"^[a-z][a-z0-9_-]{0,31}$",  # a kind's name; never a key's shape
         description="offline, openai, local, or a registered judge kind (a plugin's) that"
         " grades the listed rubrics.",
     )
@@ -178,7 +178,7 @@ class JudgeConfig(StrictModel):
         if self.kind == "openai" and not self.base_url:
             raise ValueError("kind openai needs base_url")
         if self.kind != "offline" and not self.rubrics:
-            raise ValueError(f"kind {self.kind} needs at least one rubric")
+            raise ValueError("a judge kind other than offline needs at least one rubric")
         return self
 
     # a secret put where a name or URL belongs would be copied into every run's snapshot and

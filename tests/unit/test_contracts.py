@@ -161,7 +161,7 @@ def test_an_experiment_can_name_a_registered_judge_kind_for_its_rubrics():
             open_judges(unknown, ["aligned"]),
         ):
             pass
-        with pytest.raises(ValueError, match="kind plugin-constant needs at least one rubric"):
+        with pytest.raises(ValueError, match="needs at least one rubric"):
             JudgeConfig(kind="plugin-constant")
     finally:
         JUDGES.entries.pop("plugin-constant", None)
