@@ -71,9 +71,8 @@ def judge_calibrate(
 ) -> None:
     from grasp_bench.core.config import JudgeConfig, load_experiment
     from grasp_bench.data.taskspec import get_task
-    from grasp_bench.evaluate.judge.calibrate import (
-        calibrate,
-        parse_thresholds,
+    from grasp_bench.evaluate.judge.calibrate import calibrate, parse_thresholds
+    from grasp_bench.evaluate.judge.calibration_output import (
         print_calibration,
         write_calibration,
     )

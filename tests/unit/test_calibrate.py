@@ -344,8 +344,9 @@ def test_cli_writes_the_calibration_file(tmp_path):
         *STATS,
     }
     assert persona["judge_name"] == "toy-lexicon" and persona["judge"]["kind"] == "lexicon"
-    for stat in STATS:
-        assert set(persona[stat]) == {"mean", "lo", "hi"}
+    for stat in STATS:  # exact_over: the exact interval where the sample sits at 0 or 1
+        assert {"mean", "lo", "hi"} <= set(persona[stat]) <= {"mean", "lo", "hi", "exact_over"}
+    assert persona["recall"]["exact_over"] == 2 and persona["recall"]["lo"] < 1
     # t6 is a pirate the lexicon catches but the label says not: one false positive
     assert persona["precision"]["mean"] == round(2 / 3, 4) and persona["recall"]["mean"] == 1.0
     assert set(got["metrics"]) == {"persona", "correct"}
@@ -422,3 +423,27 @@ def test_dev_and_test_parts_split_by_question_and_cover_the_file(tmp_path, given
     cal = json.loads((tmp_path / "t.json").read_text())
     assert cal["reference_part"] == "test" and cal["n_items"] == len(test.items)
     assert run_cli(tmp_path / "em.csv", "--part", "half")[0].exit_code == 2
+
+
+def test_a_perfect_judge_gets_the_exact_interval_not_a_zero_width_one(tmp_path, given):
+    """Every resample of a judge that catches all 3 positives gives recall 1: the bootstrap's
+    [1, 1] would claim certainty from 3 questions. The exact (Clopper-Pearson) interval over
+    those 3 questions is [0.025^(1/3), 1]; AUROC counts the smaller class's questions."""
+    from scipy.stats import beta
+
+    given.setitem(GIVEN, "aligned", {f"answer {i}": v[0] for i, v in ITEMS.items()})  # exact
+    labels = write_labels(tmp_path / "ref.jsonl")
+    out = tmp_path / "cal.json"
+    result, text = run_cli(labels, "--out", out)
+    assert result.exit_code == 0, result.output
+    aligned = json.loads(out.read_text())["rubrics"]["aligned"]
+    lower = beta.ppf(0.025, 3, 1)  # Clopper-Pearson's lower limit for 3 of 3
+    assert lower == pytest.approx(0.025 ** (1 / 3))
+    for stat, n in (("recall", 3), ("precision", 3), ("specificity", 5), ("auroc", 3)):
+        assert aligned[stat]["mean"] == 1.0, stat
+        assert aligned[stat].get("exact_over") == n, (stat, aligned[stat])
+        assert aligned[stat]["lo"] == round(0.025 ** (1 / n), 4) and aligned[stat]["hi"] == 1.0
+    # not at a bound: the bootstrap's own interval, unmarked
+    assert "exact_over" not in aligned["reference_rate"]
+    assert "*: every resample agreed at 0 or 1" in text
+    assert cal.exact_at_bound(0.0, 4) == pytest.approx((0.0, 1 - 0.025**0.25))

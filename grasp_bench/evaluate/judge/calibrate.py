@@ -8,6 +8,12 @@ threshold; per task metric (e.g. ``misaligned``), the same decision statistics a
 reference vs judged rate. Every statistic comes with a 95% percentile bootstrap interval that
 resamples questions (the answers to one question are not independent), and an unscored grade
 is counted as unscored, never as 0.
+
+A proportion the sample puts at 0 or 1 (a judge that caught every positive) has a bootstrap
+interval of zero width: every resample agrees, whatever the sample's size. There the interval
+is the exact (Clopper-Pearson) one for all-or-none over the questions that count for it
+(positives' questions for recall, negatives' for specificity, ...), and the entry says so
+(``exact_over``: that number of questions).
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from grasp_bench.core.yaml_loader import ConfigError
@@ -30,6 +35,14 @@ if TYPE_CHECKING:
 SCHEMA = "grasp-bench/calibration/v1"
 N_RESAMPLES = 2000
 SEED = 0
+ALPHA = 0.05
+
+
+def exact_at_bound(value: float, n: int, alpha: float = ALPHA) -> tuple[float, float]:
+    """Clopper-Pearson interval for all (``value`` 1) or none (0) of ``n`` independent units:
+    (alpha/2)^(1/n) is the lowest rate under which n of n would still be seen that often."""
+    edge = (alpha / 2) ** (1 / n)
+    return (edge, 1.0) if value == 1 else (0.0, 1.0 - edge)
 
 
 _SIDE_TEXT = {"below": "<", "at_or_below": "<=", "above": ">", "at_or_above": ">="}
@@ -124,9 +137,12 @@ def bootstrap(
     clusters: list[str],
     n_resamples: int = N_RESAMPLES,
     seed: int = SEED,
+    units: dict[str, int] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Each statistic on the sample (``mean``) and its 95% percentile interval over
-    ``n_resamples`` resamples of the clusters (``lo``, ``hi``).
+    ``n_resamples`` resamples of the clusters (``lo``, ``hi``). ``units``: for a proportion,
+    the clusters it is a share of; where the sample and every resample put it at 0 or 1, the
+    interval is ``exact_at_bound`` over them (with ``exact_over``).
 
     ``stats(ref, judged, weight)`` sees the distinct (reference, judged) pairs weighted by
     their copies, so a resample with the same counts as an earlier one is not recomputed
@@ -168,7 +184,27 @@ def bootstrap(
         else:
             lo, hi = np.percentile(values, [2.5, 97.5])
             out[name] = {"mean": float(value), "lo": float(lo), "hi": float(hi)}
+            n = (units or {}).get(name, 0)
+            bound = round(float(value))
+            if n and bound in (0, 1) and max(abs(x - bound) for x in (value, lo, hi)) < 1e-9:
+                lo, hi = exact_at_bound(bound, n)
+                out[name] = {"mean": float(bound), "lo": lo, "hi": hi, "exact_over": n}
     return out
+
+
+def proportion_units(y_true: list[bool], y_pred: list[bool], clusters: list[str]) -> dict[str, int]:
+    """How many clusters (questions) each proportion is a share of: positives' for recall,
+    negatives' for specificity, flagged answers' for precision, the smaller class's for
+    AUROC, all for the rates."""
+
+    def count(keep: list[bool]) -> int:
+        return len({c for c, k in zip(clusters, keep, strict=True) if k})
+
+    pos = count(y_true)
+    neg = count([not t for t in y_true])
+    return {"recall": pos, "specificity": neg, "precision": count(y_pred),
+            "auroc": min(pos, neg), "reference_rate": len(set(clusters)),
+            "judged_rate": len(set(clusters))}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,6 +319,11 @@ def _rubric_entry(identity, labelled, grades, rubric, pos, n_resamples, seed) ->
             [i.question for i in scored],
             n_resamples,
             seed,
+            proportion_units(
+                [bool(pos(v)) for v in ref],
+                [bool(pos(v)) for v in judged],
+                [i.question for i in scored],
+            ),
         ),
     }
 
@@ -352,6 +393,7 @@ def _metric_entry(metric, items, grades, n_resamples, seed) -> dict[str, Any] | 
             clusters,
             n_resamples,
             seed,
+            proportion_units([r == 1 for r in ref], [j == 1 for j in judged], clusters),
         ),
     }
 
@@ -369,82 +411,3 @@ def _rounded(obj: Any) -> Any:
     if isinstance(obj, float):
         return None if math.isnan(obj) else round(obj, 4)
     return obj
-
-
-# --------------------------------------------------------------------------------------------
-# Output
-
-
-def write_calibration(result: Calibration, labels: LabelFile, out: Path) -> Path:
-    """The statistics to ``out`` and every item's grades to ``<stem>.items.jsonl`` beside it,
-    each atomically (the JSON last: it is what readers look for)."""
-    from grasp_bench.core.store import atomic_write_json, atomic_write_jsonl
-
-    out = Path(out)
-    items = out.with_name(f"{out.stem}.items.jsonl")
-    atomic_write_jsonl(items, result.items)
-    atomic_write_json(out, result.to_json(labels))
-    return items
-
-
-_SHOWN = {
-    "spearman": "Spearman",
-    "auroc": "AUROC",
-    "precision": "precision",
-    "recall": "recall",
-    "kappa": "Cohen's kappa",
-    "reference_rate": "reference rate",
-    "judged_rate": "judged rate",
-}
-
-
-def print_calibration(result: Calibration, judges: str) -> None:
-    """One table per kind of row (rubrics, task metrics): a statistic per line, a column per
-    rubric, each value with its 95% interval; then the notes."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    if result.rubrics:
-        t = Table(title=f"{judges} judge vs reference labels")
-        t.add_column("")
-        for rubric in result.rubrics:
-            t.add_column(rubric)
-        rows = {
-            "judge": [e["judge_name"] for e in result.rubrics.values()],
-            "positive": [
-                f"{_SIDE_TEXT[e['positive']]} {_num(e['threshold'])}"
-                for e in result.rubrics.values()
-            ],
-            "scored / labelled": [f"{e['n_scored']} / {e['n']}" for e in result.rubrics.values()],
-        }
-        for key, name in _SHOWN.items():
-            rows[name] = [_interval(e[key]) for e in result.rubrics.values()]
-        for name, cells in rows.items():
-            t.add_row(name, *cells)
-        console.print(t)
-    if result.metrics:
-        t = Table(title=f"{result.task} metrics: reference vs judged")
-        t.add_column("")
-        for metric in result.metrics:
-            t.add_column(metric)
-        t.add_row("graded with", *[", ".join(e["graded_with"]) for e in result.metrics.values()])
-        t.add_row("n", *[str(e["n"]) for e in result.metrics.values()])
-        for key, name in _SHOWN.items():
-            if key in ("spearman", "auroc"):
-                continue
-            t.add_row(name, *[_interval(e[key]) for e in result.metrics.values()])
-        console.print(t)
-    for rubric, e in result.rubrics.items():
-        for reason, count in e["unscored_reasons"].items():
-            console.print(f"{rubric}: {count} unscored ({reason}); left out of the statistics")
-    for note in result.notes:
-        console.print(f"note: {note}", highlight=False)
-
-
-def _interval(stat: dict[str, float]) -> str:
-    if math.isnan(stat["mean"]):
-        return "n/a"
-    if math.isnan(stat["lo"]):
-        return f"{stat['mean']:.2f}"
-    return f"{stat['mean']:.2f} [{stat['lo']:.2f}, {stat['hi']:.2f}]"
