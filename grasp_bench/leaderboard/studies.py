@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from grasp_bench.leaderboard.page import Link, Study
-from grasp_bench.studies.implicit_archive import ARCHIVE
+from grasp_bench.studies.implicit_archive import IMPLICIT_ARCHIVE, REMOVAL_ARCHIVE
 
 POSITIVE_CONTROL = "positive_control"  # grasp-bench implicit-report ... --out <board>/<this>
 
@@ -47,7 +47,7 @@ def positive_control_studies(root: Path) -> list[Study]:
     md = md.split("\n", 1)[1] if md.startswith("# ") else md
     files = [
         Link(name, f"{POSITIVE_CONTROL}/{name}")
-        for name in ("implicit.md", "implicit.csv", "implicit.json", ARCHIVE)
+        for name in ("implicit.md", "implicit.csv", "implicit.json", IMPLICIT_ARCHIVE)
         if (folder / name).exists()
     ]
     plot = f"{POSITIVE_CONTROL}/implicit.png"  # the report always writes it
@@ -94,7 +94,7 @@ def _removal_study(folder: Path, ranked: bool, held_out: str = "") -> Study:
             if c in table]  # fmt: skip
     files = [
         Link(name, f"{prefix}{name}")
-        for name in ("removal.md", "removal.csv", "readings.csv", ARCHIVE)
+        for name in ("removal.md", "removal.csv", "readings.csv", REMOVAL_ARCHIVE)
         if (folder / name).exists()
     ]
     return Study(

@@ -2,7 +2,8 @@
 
 A run folder (``runs/``) does not outlive the checkout it was made in, but a report folder is
 committed. Each report therefore writes every per-prompt measurement it read, with the arm
-each came from, to ``measurements.csv.gz`` beside it; a later report accepts that file in place
+each came from, to ``<report>-measurements.csv.gz`` beside it (``implicit-`` or ``removal-``,
+since one folder may hold both reports); a later report accepts that file in place
 of the runs, so new seeds pool with seeds trained in an earlier session and a committed table is
 rebuilt without retraining.
 """
@@ -17,7 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-ARCHIVE = "measurements.csv.gz"
+IMPLICIT_ARCHIVE = "implicit-measurements.csv.gz"
+REMOVAL_ARCHIVE = "removal-measurements.csv.gz"
 RECORD = ["teacher", "method", "seed", "prompt_id", "metric", "value"]
 IMPLICIT_METRICS = ("transfer", "task_kl", "trait_mass", "shift", "base_fit")
 ARM = ["removal", "source", "k", "weight", "scope"]

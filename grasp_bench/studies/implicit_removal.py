@@ -22,9 +22,9 @@ import torch
 from grasp_bench.core.rundir import RunDir, target_name
 from grasp_bench.core.store import atomic_write_bytes, atomic_write_text
 from grasp_bench.studies.implicit_archive import (
-    ARCHIVE,
     ARM,
     RECORD,
+    REMOVAL_ARCHIVE,
     is_archive,
     measurements,
     read_archive,
@@ -151,7 +151,7 @@ def removal_table(
     inputs: list[Path], n_boot: int = 2000, frame: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(arm table, readings-vs-truth table) for runs of one or more teachers; an input is a run
-    folder or a report's ``measurements.csv.gz``."""
+    folder or a report's ``*-measurements.csv.gz``."""
     frame = measurements(inputs, _arm_of_target) if frame is None else frame
     df = frame[RECORD]
     levels = ["teacher", "seed", "prompt_id"] if df.teacher.nunique() > 1 else ["seed", "prompt_id"]
@@ -279,7 +279,7 @@ def plot(table: pd.DataFrame) -> bytes:
 
 
 def write_removal_report(inputs: list[Path], out_dir: Path, n_boot: int = 2000) -> dict[str, Path]:
-    """removal.{csv,md,png}, readings.csv and the measurements they came from (``ARCHIVE``,
+    """removal.{csv,md,png}, readings.csv and the measurements they came from (``REMOVAL_ARCHIVE``,
     which a later report takes in place of the runs) in ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -289,7 +289,7 @@ def write_removal_report(inputs: list[Path], out_dir: Path, n_boot: int = 2000) 
     scales = teacher_base_fits(frame)
     paths = {k: out_dir / f"removal.{k}" for k in ("csv", "md", "png")}
     paths["readings"] = out_dir / "readings.csv"
-    paths["measurements"] = out_dir / ARCHIVE
+    paths["measurements"] = out_dir / REMOVAL_ARCHIVE
     atomic_write_text(paths["csv"], table.to_csv(index=False))
     atomic_write_text(paths["readings"], readings.to_csv(index=False))
     atomic_write_text(paths["md"], markdown(table, readings, f"Removal study: {names}", scales))

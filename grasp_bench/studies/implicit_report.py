@@ -135,7 +135,7 @@ def run_seed_report(run: Any, records: list[dict[str, Any]], targets: list[dict[
 
 
 def collect(inputs: list[Path]) -> pd.DataFrame:
-    """Every input's records (run folders or ``measurements.csv.gz`` files, in any mix), with
+    """Every input's records (run folders or ``*-measurements.csv.gz`` files, in any mix), with
     the archive's run, task and arm columns."""
     from grasp_bench.studies.implicit_archive import measurements
 
@@ -145,12 +145,12 @@ def collect(inputs: list[Path]) -> pd.DataFrame:
 def cross_report(inputs: list[Path], out_dir: Path, n_boot: int = 2000) -> dict[str, Path]:
     """The pooled report over teachers (teacher, seed, prompt) and one section per teacher;
     CSV, JSON, Markdown, a plot of transfer and task fit per method, and the measurements."""
-    from grasp_bench.studies.implicit_archive import ARCHIVE, write_archive
+    from grasp_bench.studies.implicit_archive import IMPLICIT_ARCHIVE, write_archive
 
     frame = collect(inputs)
     paths = write_cross_report(frame[["teacher", "method", "seed", "prompt_id", "metric",
                                       "value"]], out_dir, n_boot)  # fmt: skip
-    paths["measurements"] = write_archive(frame, Path(out_dir) / ARCHIVE)
+    paths["measurements"] = write_archive(frame, Path(out_dir) / IMPLICIT_ARCHIVE)
     return paths
 
 

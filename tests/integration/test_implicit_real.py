@@ -102,7 +102,7 @@ def test_build_run_report_and_resume(small_task, tmp_path):
     shutil.move(run, tmp_path / "gone")
     again = tmp_path / "again"
     subprocess.run(
-        [*CLI, "implicit-report", str(out / "measurements.csv.gz"), "--out", str(again)],
+        [*CLI, "implicit-report", str(out / "implicit-measurements.csv.gz"), "--out", str(again)],
         check=True, env=env, cwd=REPO,
     )  # fmt: skip
     assert (again / "implicit.csv").read_text() == (out / "implicit.csv").read_text()
