@@ -158,12 +158,12 @@ def implicit_report(
     run_dirs: Annotated[
         list[Path],
         typer.Argument(
-            help="Runs of implicit-factor tasks, or a report's implicit-measurements.csv.gz (its runs"
-            " need not exist here); any mix."
+            help="Runs of implicit-factor tasks, or a report's implicit-measurements.csv.gz"
+            " (its runs need not exist here); any mix."
         ),
     ],
     out: Annotated[
-        Path, typer.Option(help="Folder for implicit.{md,csv,json,png}, implicit-measurements.csv.gz.")
+        Path, typer.Option(help="Folder for implicit.{md,csv,json,png}, implicit-measurements.*.")
     ] = Path("experiments/results/implicit"),
 ) -> None:
     """Pool implicit-factor runs over teachers: the effect gate (lora vs the task-only control),
@@ -179,13 +179,13 @@ def implicit_removal(
     run_dirs: Annotated[
         list[Path],
         typer.Argument(
-            help="Runs of implicit-factor tasks, or a report's removal-measurements.csv.gz (its runs"
-            " need not exist here); any mix."
+            help="Runs of implicit-factor tasks, or a report's removal-measurements.csv.gz"
+            " (its runs need not exist here); any mix."
         ),
     ],
     out: Annotated[
         Path,
-        typer.Option(help="Folder for removal.{csv,md,png}, readings.csv, removal-measurements.csv.gz."),
+        typer.Option(help="Folder for removal.{csv,md,png}, readings.csv, removal-measurements.*."),
     ] = Path("experiments/results/implicit-removal"),
 ) -> None:
     """What removes the implicit factor: each GRASP arm's removal, directions and k against plain
