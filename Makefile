@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo board bench test test-unit lint format clean
+.PHONY: install demo board reports bench test test-unit lint format clean
 
 FORK_TESTS := tests/unit/test_crash_resume.py tests/unit/test_disk_errors.py \
 	tests/unit/test_locks.py tests/unit/test_sentinel_key.py
@@ -49,6 +49,18 @@ board: install
 	done
 	$(BIN)/grasp-bench implicit-removal $(foreach t,$(HELDOUT_TEACHERS),runs/implicit-removal-$(t) \
 	  runs/implicit-removal-$(t)-seed2) --out leaderboard/positive_control/held-out-pooled
+	$(BIN)/grasp-bench leaderboard build leaderboard
+
+# The positive-control reports rebuilt from the measurements committed beside them, with no
+# training: a fresh checkout reproduces those tables and plots, and a later session pools new
+# seeds with them (grasp-bench implicit-removal FOLDER/removal-measurements.csv.gz runs/NEW ...).
+reports: install
+	for f in $$(find leaderboard/positive_control -name implicit-measurements.csv.gz | sort); do \
+	  $(BIN)/grasp-bench implicit-report $$f --out $$(dirname $$f) || exit 1; \
+	done
+	for f in $$(find leaderboard/positive_control -name removal-measurements.csv.gz | sort); do \
+	  $(BIN)/grasp-bench implicit-removal $$f --out $$(dirname $$f) || exit 1; \
+	done
 	$(BIN)/grasp-bench leaderboard build leaderboard
 
 # Every performance benchmark, one at a time (19 min on 2 cores of an AMD EPYC), then bench/results/latest.md.
