@@ -24,6 +24,7 @@ RECORD = ["teacher", "method", "seed", "prompt_id", "metric", "value"]
 IMPLICIT_METRICS = ("transfer", "task_kl", "trait_mass", "shift", "base_fit")
 ARM = ["removal", "source", "k", "weight", "scope"]
 COLUMNS = ["run", "task", "n_eval_drift", *RECORD, *ARM]
+TEXT = ["run", "task", "teacher", "method", "prompt_id", "metric", "removal", "source", "scope"]
 ORDER = ["run", "method", "seed", "metric", "prompt_id"]  # one row order, from runs or archives
 
 
@@ -69,7 +70,8 @@ def read_archive(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such measurements file")
     try:
-        frame = pd.read_csv(path, compression="gzip", keep_default_na=False, na_values=[""])
+        frame = pd.read_csv(path, compression="gzip", keep_default_na=False, na_values=[""],
+                            dtype={c: str for c in TEXT})  # "0017" stays a prompt id  # fmt: skip
     except (OSError, EOFError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not a readable measurements file ({exc})") from exc
     missing = [c for c in COLUMNS if c not in frame.columns]

@@ -160,3 +160,22 @@ def test_a_damaged_measurements_file_names_its_line_and_field(tmp_path):
     path.write_bytes(b"not gzip")
     with pytest.raises(ValueError, match="not a readable measurements file"):
         read_archive(path)
+
+
+def test_measurements_round_trip_exactly_text_ids_included(tmp_path):
+    import pandas as pd
+
+    from grasp_bench.studies.implicit_archive import COLUMNS, read_archive, write_archive
+
+    row = {c: None for c in COLUMNS} | {"run": "r", "task": "implicit-t", "teacher": "implicit-t",
+                                        "method": "lora", "seed": 1, "metric": "transfer",
+                                        "k": 0, "n_eval_drift": 120}  # fmt: skip
+    frame = pd.DataFrame([row | {"prompt_id": "0017", "value": 0.1 + 1e-17},
+                          row | {"prompt_id": "NA", "value": -1 / 3}])  # fmt: skip
+    got = read_archive(write_archive(frame, tmp_path / "m.csv.gz"))
+    assert list(got.prompt_id) == ["0017", "NA"]  # not the number 17, not a missing value
+    assert list(got.value) == list(frame.value)  # floats exactly
+    assert (
+        write_archive(got, tmp_path / "again.csv.gz").read_bytes()
+        == (tmp_path / "m.csv.gz").read_bytes()
+    )
