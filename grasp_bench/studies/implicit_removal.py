@@ -27,7 +27,6 @@ from grasp_bench.studies.implicit_archive import (
     REMOVAL_ARCHIVE,
     is_archive,
     measurements,
-    read_archive,
     write_archive,
 )
 from grasp_bench.studies.implicit_report import CONTROL, REFERENCE, summarise
@@ -131,10 +130,11 @@ def _readings(inputs: list[Path], frame: pd.DataFrame) -> pd.DataFrame:
     """Directions against truths: measured from a run folder's saved directions; for an
     archive, the rows of the ``readings.csv`` its report wrote beside it."""
     readings = []
+    archived = set(frame.run) - {Path(p).name for p in inputs if not is_archive(p)}
     for path in map(Path, inputs):
         if is_archive(path):
             sibling = path.parent / "readings.csv"
-            runs = set(read_archive(path).run)
+            runs = archived  # the runs an archive brought (run folders name their own)
             if sibling.exists() and sibling.stat().st_size > 1:
                 got = pd.read_csv(sibling)
                 readings.append(got[got.run.isin(runs)])
