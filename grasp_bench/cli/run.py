@@ -36,13 +36,23 @@ def model_prepare(
 
 
 @app.command()
-def run(config: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -> None:
+def run(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML.")],
+    methods: Annotated[
+        str | None,
+        typer.Option(
+            help="Only these methods (comma-separated labels) and the ones they need; the "
+            "others are left for a later run into the same folder."
+        ),
+    ] = None,
+) -> None:
     """Run an experiment YAML end to end (resumes what an earlier run left)."""
     from grasp_bench.core.config import load_experiment
     from grasp_bench.run.pipeline import run_experiment
 
+    only = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     with user_errors(ConfigError, LockHeld):
-        run_experiment(load_experiment(config))
+        run_experiment(load_experiment(config), methods=only)
 
 
 @app.command()

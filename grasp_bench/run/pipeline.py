@@ -79,6 +79,25 @@ def load_recipes(
     return recipes
 
 
+def select_methods(exp: LoadedExperiment, recipes: list[Recipe], names: list[str]) -> list[Recipe]:
+    """The recipes named (and the ones they need), in the experiment's order: part of a sweep
+    runs now and the rest later into the same run folder, trained and measured identically."""
+    by_label = {r.label: r for r in recipes}
+    unknown = [n for n in names if n not in by_label]
+    if unknown:
+        raise ConfigError(
+            f"{exp.path}: no method {', '.join(map(repr, unknown))} in this experiment; "
+            f"its methods: {', '.join(by_label)}"
+        )
+    keep, pending = set(), list(names)
+    while pending:
+        label = pending.pop()
+        if label not in keep:
+            keep.add(label)
+            pending.extend(d for d in by_label[label].method.requires() if d in by_label)
+    return [r for r in recipes if r.label in keep]
+
+
 def _default_recipes_dir(exp_path: Path) -> Path:
     """baselines/ of the repository the experiment lives in (or of the working directory)."""
     for parent in [exp_path.resolve().parent, *exp_path.resolve().parents]:
@@ -95,14 +114,20 @@ def train_targets(exp: LoadedExperiment, recipes: list[Recipe]) -> dict[str, Pat
 
 
 def run_experiment(
-    exp: LoadedExperiment, progress: bool = True, until: str = "report"
+    exp: LoadedExperiment,
+    progress: bool = True,
+    until: str = "report",
+    methods: list[str] | None = None,
 ) -> RunResult:
     """Run (or resume) the stages of an experiment up to ``until`` (train, generate, score or
-    report). Holds the run directory's lock throughout: a second process on the same run fails
-    at once (``LockHeld``) instead of writing beside it."""
+    report), for every method or only ``methods`` (and what they need). Holds the run
+    directory's lock throughout: a second process on the same run fails at once (``LockHeld``)
+    instead of writing beside it."""
     if until not in UNTIL:
         raise ValueError(f"until must be train, generate, score or report, not {until!r}")
     recipes = load_recipes(exp)  # a config error is reported before anything is written
+    if methods:
+        recipes = select_methods(exp, recipes, methods)
     spec = get_task(exp.config.task)
     state = RunState(exp, recipes, spec, progress)
     with exclusive(RunDir.of(exp.config.output_dir, exp.config.name).root):

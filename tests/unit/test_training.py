@@ -187,3 +187,46 @@ def test_labelled_logits_give_the_models_own_loss_and_the_same_adapter(
     card = json.loads((a / "method_card.json").read_text())
     assert card["train"]["logits"] == "all"
     assert "logits" not in CFG.model_dump()  # the default leaves every earlier hash as it was
+
+
+def test_part_of_an_experiment_now_and_the_rest_later_trains_each_method_once(
+    tiny_model, tmp_path
+):
+    """``run --methods`` trains the named methods and what they need; the full run afterwards
+    keeps their adapters and trains only the rest, into the same folder."""
+    from grasp_bench.core.config import load_experiment
+    from grasp_bench.core.yaml_loader import ConfigError
+    from grasp_bench.run.pipeline import run_experiment
+
+    exp_path = tmp_path / "exp.yaml"
+    exp_path.write_text(
+        f"""\
+name: part
+task: toy
+model: {tiny_model}
+methods:
+  - base
+  - lora
+  - grasp
+  - {{name: lora-r4, recipe: {REPO}/baselines/lora.yaml, overrides: {{rank: 4}}}}
+output_dir: {tmp_path / "runs"}
+data: {{n_train: 16, n_eval_task: 4, n_eval_drift: 4}}
+train: {{steps: 2, batch_size: 4, warmup_steps: 1}}
+generation: {{max_tokens: 4, backend: hf}}
+"""
+    )
+    exp = load_experiment(exp_path)
+    with pytest.raises(ConfigError, match=r"no method 'lora-slow'.*its methods: base, lora, grasp"):
+        run_experiment(exp, progress=False, methods=["lora-slow"])
+
+    part = run_experiment(exp, progress=False, methods=["grasp"])  # grasp needs lora's adapter
+    train = tmp_path / "runs" / "part" / "train"
+    assert {t.recipe.label for t in part.targets} == {"lora", "grasp"}
+    assert sorted(p.name for p in train.iterdir() if p.is_dir()) == ["grasp-s0", "lora-s0"]
+    adapters = {p: p.stat().st_mtime_ns for p in train.rglob("adapter_model.safetensors")}
+
+    full = run_experiment(exp, progress=False)
+    assert {t.recipe.label for t in full.targets} == {"base", "lora", "grasp", "lora-r4"}
+    assert {p: p.stat().st_mtime_ns for p in adapters} == adapters  # not trained again
+    assert (train / "lora-r4-s0" / "adapter" / "adapter_model.safetensors").exists()
+    assert set(full.table["method"]) >= {"base", "lora", "grasp", "lora-r4"}
