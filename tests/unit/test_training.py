@@ -189,9 +189,7 @@ def test_labelled_logits_give_the_models_own_loss_and_the_same_adapter(
     assert "logits" not in CFG.model_dump()  # the default leaves every earlier hash as it was
 
 
-def test_part_of_an_experiment_now_and_the_rest_later_trains_each_method_once(
-    tiny_model, tmp_path
-):
+def test_part_of_an_experiment_now_and_the_rest_later_trains_each_method_once(tiny_model, tmp_path):
     """``run --methods`` trains the named methods and what they need; the full run afterwards
     keeps their adapters and trains only the rest, into the same folder."""
     from grasp_bench.core.config import load_experiment
