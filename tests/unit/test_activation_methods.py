@@ -208,3 +208,45 @@ def test_file_directions_give_the_oracle_arm_its_layers_and_k(tiny_model, toy_ro
         _recipe("caft", direction="file")
     with pytest.raises(ValueError, match="k applies"):
         _recipe("caft", k=2)
+
+
+def test_preventative_steering_at_contrast_scale_adds_the_datas_own_component(
+    tiny_model, toy_rows, tmp_path
+):
+    """``scale: contrast`` steers a unit direction v by (d . v) v, d the training-minus-control
+    mean difference of the stream: the sign and size the data give it; ``unit`` adds v."""
+    from grasp_bench.model.directions import diff_of_means, save_directions
+    from grasp_bench.train.methods.base import TrainContext
+
+    model, tokenizer = load_base(tiny_model)
+    d = model.config.hidden_size
+    v = torch.nn.functional.normalize(
+        torch.randn(d, 1, generator=torch.Generator().manual_seed(1)), dim=0
+    )
+    path = tmp_path / "truth.safetensors"
+    save_directions(path, {1: v}, {"kind": "test"})
+    ctx = TrainContext(
+        base_model=tiny_model, model_type="llama", seed=0, out_dir=tmp_path / "c",
+        train_rows=toy_rows["train"], contrast_rows=toy_rows["control"], tokenizer=tokenizer,
+    )  # fmt: skip
+    ctx.out_dir.mkdir()
+    units, norms = diff_of_means(model, tokenizer, toy_rows["train"], toy_rows["control"])
+    expected = float(norms[1] * units[1][:, 0] @ v[:, 0]) * v[:, 0]
+
+    def vector(scale):
+        method = _recipe(
+            "steer_preventative", direction="file", directions_file=str(path), layers=[1],
+            scale=scale,
+        )  # fmt: skip
+        card = method.before_training(model, ctx)
+        return method._vectors[1], card
+
+    contrast, card = vector("contrast")
+    torch.testing.assert_close(contrast, expected, rtol=1e-4, atol=1e-6)
+    assert card["scale"]["1"] == pytest.approx(float(norms[1] * units[1][:, 0] @ v[:, 0]))
+    unit, _ = vector("unit")
+    torch.testing.assert_close(unit, v[:, 0])
+    assert not torch.allclose(unit, expected, atol=1e-4)  # the scale is the data's, not 1
+    ctx.contrast_rows = []
+    with pytest.raises(ValueError, match="control rows"):
+        vector("contrast")

@@ -142,6 +142,25 @@ def _prepare(
     return dirs, info, layers
 
 
+def _contrast_projections(
+    cfg: DirectionFields, model: Any, ctx: TrainContext, dirs: Directions
+) -> dict[int, float]:
+    """d . v per layer, d = mean(training responses) - mean(control responses) of the stream:
+    the size and sign the data itself gives a unit direction (a supervised direction's own
+    norm is this same number)."""
+    if not ctx.contrast_rows:
+        raise ValueError("scale contrast needs the task's control rows; this task has none")
+    n = cfg.contrast_examples
+    with torch.no_grad():
+        units, norms = diff_of_means(
+            model, ctx.tokenizer, ctx.train_rows[:n], ctx.contrast_rows[:n]
+        )
+    return {
+        layer: float(norms[layer] * (units[layer][:, 0] @ v[:, 0].to(units[layer].dtype)))
+        for layer, v in dirs.items()
+    }
+
+
 def _requires(cfg: DirectionFields, *extra: str) -> list[str]:
     deps = list(extra)
     if cfg.direction == "unsupervised" and cfg.direction_source not in deps:
@@ -158,6 +177,12 @@ class SteerPreventativeConfig(LoraMethodConfig, DirectionFields):
     coefficient: float = Field(
         1.0, description="a: multiples of the supervised difference's norm (unit v: absolute)."
     )
+    scale: Literal["unit", "contrast"] = Field(
+        "unit",
+        description="For a file or unsupervised direction v: unit adds a v; contrast adds "
+        "a (d . v) v, with d the training-minus-control mean difference at that layer, so an "
+        "oracle or a weight reading steers with the data's own sign and size.",
+    )
 
 
 @register_method("steer_preventative")
@@ -172,10 +197,17 @@ class SteerPreventative(Method):
     def before_training(self, model: Any, ctx: TrainContext) -> dict[str, Any]:
         cfg = self.config
         dirs, info, layers = _prepare(cfg, model, ctx, "middle")
+        norms = info["norms"]
+        if cfg.scale == "contrast" and cfg.direction != "supervised":
+            norms = _contrast_projections(cfg, model, ctx, {lay: dirs[lay] for lay in layers})
         self._vectors = {
-            layer: cfg.coefficient * info["norms"][layer] * dirs[layer][:, 0] for layer in layers
+            layer: cfg.coefficient * norms[layer] * dirs[layer][:, 0] for layer in layers
         }
-        return {"directions": info["provenance"], "layers": layers}
+        return {
+            "directions": info["provenance"],
+            "layers": layers,
+            "scale": {str(layer): norms[layer] for layer in layers},
+        }
 
     def training_hooks(self, model: Any, ctx: TrainContext) -> list[Any]:
         return add_vector_hooks(model, self._vectors)
