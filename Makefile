@@ -63,7 +63,7 @@ reports: install
 	done
 	$(BIN)/grasp-bench leaderboard build leaderboard
 
-# Every performance benchmark, one at a time (19 min on 2 cores of an AMD EPYC), then bench/results/latest.md.
+# Every performance benchmark, one at a time, then bench/results/latest.md (its round time is in that file).
 bench: install
 	$(BIN)/grasp-bench model prepare
 	$(BIN)/python -m bench.run_all
