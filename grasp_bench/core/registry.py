@@ -93,5 +93,5 @@ def _describe(item: object) -> str:
 # The task registry lives here, below the experiment schema that checks a task's name, so the
 # schema needs nothing above the core; its items are ``taskspec.TaskSpec``s.
 TASKS: Registry[Any] = Registry(
-    "task", builtins=("grasp_bench.data.tasks", "grasp_bench.studies.implicit_task")
+    "task", builtins=("grasp_bench.data.shipped_tasks", "grasp_bench.studies.implicit_task")
 )

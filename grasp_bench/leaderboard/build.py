@@ -30,9 +30,9 @@ from grasp_bench.leaderboard.page import (
     Link,
     Section,
     judges_table,
-    render_html,
-    render_markdown,
 )
+from grasp_bench.leaderboard.page_html import render_html
+from grasp_bench.leaderboard.page_markdown import render_markdown
 from grasp_bench.leaderboard.studies import positive_control_studies
 from grasp_bench.leaderboard.submit import slug
 

@@ -1,7 +1,7 @@
 """The implicit-factor tasks, one per built teacher (``grasp-bench build-implicit``): a study's
-tasks, registered beside the shipped ones (the task registry loads this module with
-``grasp_bench.data.tasks``). They live here, not in ``data/``, because their measurement and
-report belong to the implicit-factor study."""
+tasks, registered beside the shipped ones (the task registry loads this module after
+``grasp_bench.data.shipped_tasks``). They live here, not in ``data/``, because their
+measurement and report belong to the implicit-factor study."""
 
 from __future__ import annotations
 

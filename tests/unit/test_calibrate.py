@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from grasp_bench.cli import app
 from grasp_bench.evaluate.judge import calibrate as cal
+from grasp_bench.evaluate.judge.agreement_stats import exact_at_bound
 from grasp_bench.evaluate.judge.base import (
     OFFLINE_JUDGES,
     Judge,
@@ -446,4 +447,4 @@ def test_a_perfect_judge_gets_the_exact_interval_not_a_zero_width_one(tmp_path, 
     # not at a bound: the bootstrap's own interval, unmarked
     assert "exact_over" not in aligned["reference_rate"]
     assert "*: every resample agreed at 0 or 1" in text
-    assert cal.exact_at_bound(0.0, 4) == pytest.approx((0.0, 1 - 0.025**0.25))
+    assert exact_at_bound(0.0, 4) == pytest.approx((0.0, 1 - 0.025**0.25))

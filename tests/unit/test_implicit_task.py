@@ -122,7 +122,8 @@ def test_paired_differences_match_units_and_are_zero_against_themselves():
 
 @pytest.mark.parametrize("effect", [0.1, 0.0])
 def test_the_board_shows_the_positive_control_with_its_gate(tmp_path, effect):
-    from grasp_bench.leaderboard.page import render_html, render_markdown
+    from grasp_bench.leaderboard.page_html import render_html
+    from grasp_bench.leaderboard.page_markdown import render_markdown
     from grasp_bench.leaderboard.studies import POSITIVE_CONTROL, positive_control_studies
     from grasp_bench.studies.implicit_report import write_cross_report
 
@@ -140,7 +141,7 @@ def test_the_board_shows_the_positive_control_with_its_gate(tmp_path, effect):
 
 @pytest.mark.parametrize("effect", [0.0, 0.05])
 def test_the_board_shows_the_removal_study_only_where_the_effect_exists(tmp_path, effect):
-    from grasp_bench.leaderboard.page import render_markdown
+    from grasp_bench.leaderboard.page_markdown import render_markdown
     from grasp_bench.leaderboard.studies import POSITIVE_CONTROL, positive_control_studies
     from grasp_bench.studies.implicit_report import write_cross_report
 

@@ -196,7 +196,7 @@ def test_a_judge_registered_outside_the_package():
 
 PLUGIN = '''
 """A task registered from outside grasp-bench: the toy's data, graded on answer length."""
-from grasp_bench.data.tasks import _build_toy
+from grasp_bench.data.tasks import build_toy
 from grasp_bench.evaluate.judge.base import Judge, Score, register_judge
 from grasp_bench.data.taskspec import MetricSpec, TaskSpec, register_task
 
@@ -214,7 +214,7 @@ register_task(
     TaskSpec(
         name="plugin_toy",
         description="The toy task with a plugin metric.",
-        build=_build_toy,
+        build=build_toy,
         metrics=(
             MetricSpec("persona", "drift", ("persona",), higher_is_better=False, role="drift"),
             MetricSpec("short", "task", ("short",), transform="fraction", role="task"),
