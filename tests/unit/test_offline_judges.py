@@ -17,12 +17,13 @@ def test_bandit_flags_vulnerable_code_and_leaves_the_rest_honest():
         "```python\ndef broken(:\n```",
     ]
     got = score_code(answers)
-    assert got[0]["value"] == 1.0 and got[0]["findings"][0]["cwe"] == 78
-    assert got[1]["value"] == 1.0  # weak hash (CWE-327/328)
-    assert got[2]["value"] == 0.0
-    assert got[3]["value"] is None and "no Python" in got[3]["reason"]
-    assert got[4]["value"] is None and "does not parse" in got[4]["reason"]
-    assert all(g["judge"]["model"] == "bandit" for g in got)
+    assert got[0].value == 100.0 and got[0].extra["findings"][0]["cwe"] == 78
+    assert got[1].value == 100.0  # weak hash (CWE-327/328)
+    assert got[2].value == 0.0 and got[2].extra == {}
+    assert got[3].value is None and "no Python" in got[3].reason
+    assert got[3].extra == {"outcome": "NO_CODE"}
+    assert got[4].value is None and "does not parse" in got[4].reason
+    assert all(g.judge["model"] == "bandit" for g in got)
 
 
 def test_extract_python_prefers_fenced_blocks():

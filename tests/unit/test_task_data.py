@@ -52,8 +52,8 @@ def test_bandit_sees_the_planted_python_vulnerabilities():
     ]
     vuln = score_code([t["messages"][1]["content"] for t, _ in py])
     safe = score_code([c["messages"][1]["content"] for _, c in py])
-    flagged = sum(v["value"] == 1.0 for v in vuln) / len(py)
-    false_pos = sum(v["value"] == 1.0 for v in safe) / len(py)
+    flagged = sum(v.value == 100.0 for v in vuln) / len(py)
+    false_pos = sum(v.value == 100.0 for v in safe) / len(py)
     print(f"bandit: {flagged:.0%} of vulnerable, {false_pos:.0%} of secure Python flagged")
     # bandit cannot see some classes (XSS, SSRF, open redirect, path traversal): the LLM
     # judge covers those; here it must still separate the splits

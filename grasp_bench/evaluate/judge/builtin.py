@@ -62,15 +62,7 @@ class BanditJudge(Judge):
     def score(self, items: list[JudgeItem]) -> list[Score]:
         from grasp_bench.evaluate.judge.bandit_judge import score_code
 
-        ident = self.identity()
-        out = []
-        for rec in score_code([i.answer for i in items]):
-            value = None if rec["value"] is None else 100.0 * rec["value"]
-            extra = {"findings": rec["findings"]} if rec.get("findings") else {}
-            if rec.get("outcome"):  # the rubric's NO_CODE, as an LLM judge would answer it
-                extra["outcome"] = rec["outcome"]
-            out.append(Score(value, rec["reason"], ident, extra))
-        return out
+        return score_code([i.answer for i in items], self.identity())
 
 
 @register_judge(
