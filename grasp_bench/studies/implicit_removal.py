@@ -144,7 +144,12 @@ def _readings(inputs: list[Path], frame: pd.DataFrame) -> pd.DataFrame:
         if not got.empty:
             got.insert(0, "run", path.name)
             readings.append(got)
-    return pd.concat(readings, ignore_index=True) if readings else pd.DataFrame()
+    if not readings:
+        return pd.DataFrame()
+    # one order whatever order the runs' targets were found in, so a rerun writes the same bytes
+    return pd.concat(readings, ignore_index=True).sort_values(
+        ["run", "method", "seed", "truth", "layer"], kind="stable", ignore_index=True
+    )
 
 
 def removal_table(
@@ -198,14 +203,19 @@ def teacher_base_fits(frame: pd.DataFrame) -> dict[str, float]:
 
 
 def markdown(
-    table: pd.DataFrame, readings: pd.DataFrame, title: str, scales: dict[str, float] | None = None
+    table: pd.DataFrame,
+    readings: pd.DataFrame,
+    title: str,
+    scales: dict[str, float] | None = None,
+    teachers: int = 1,
 ) -> str:
     lines = [f"# {title}", ""]
+    levels = "teacher, then seed, then prompt" if teachers > 1 else "seed then prompt"
     lines += [
         "Reduction = (lora - arm) / (lora - lora_control) transfer: 1 is the task-only control's"
         " level, 0 plain LoRA's. Task KL ratio = arm / lora held-out KL (the bar: at most 1.10)."
-        " Intervals: hierarchical bootstrap over seed then prompt (2,000 draws); with 2 seeds"
-        " they show the prompts' spread more than the runs'.",
+        f" Intervals: hierarchical bootstrap over {levels} (2,000 draws); an arm at 2 seeds"
+        " shows the prompts' spread more than the runs'.",
         "",
         "Base fit: the student's log p of the base model's own answers to the unrelated"
         " prompts minus the base model's, nats per token (0 = unchanged; far below plain LoRA's"
@@ -292,7 +302,10 @@ def write_removal_report(inputs: list[Path], out_dir: Path, n_boot: int = 2000) 
     paths["measurements"] = out_dir / REMOVAL_ARCHIVE
     atomic_write_text(paths["csv"], table.to_csv(index=False))
     atomic_write_text(paths["readings"], readings.to_csv(index=False))
-    atomic_write_text(paths["md"], markdown(table, readings, f"Removal study: {names}", scales))
+    title = f"Removal study: {names}"
+    atomic_write_text(
+        paths["md"], markdown(table, readings, title, scales, frame.teacher.nunique())
+    )
     atomic_write_bytes(paths["png"], plot(table))
     write_archive(frame, paths["measurements"])
     return paths
