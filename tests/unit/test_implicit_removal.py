@@ -126,6 +126,9 @@ def test_the_report_reads_reduction_cost_and_overlap(tmp_path, monkeypatch):
     assert "| -0.500 [" in md  # the damage column
     assert "The teacher's own base fit, for scale: t -0.750." in md  # mean of -4/4 and -1/2
     assert table.loc["lora", "n_seeds"] == 3 and table.loc["grasp-a", "n_seeds"] == 2
+    assert "bootstrap over seed then prompt" in md  # one teacher: no teacher level
+    keys = ["run", "method", "seed", "truth", "layer"]
+    assert readings[keys].equals(readings[keys].sort_values(keys, ignore_index=True))
     assert paths["png"].stat().st_size > 1000
 
     # the committed measurements rebuild the same table with no run folder, readings included
