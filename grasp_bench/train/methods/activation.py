@@ -179,6 +179,7 @@ class SteerPreventativeConfig(LoraMethodConfig, DirectionFields):
     )
     scale: Literal["unit", "contrast"] = Field(
         "unit",
+        exclude_if=lambda v: v == "unit",  # unset: recipe configs (and stage hashes) as before
         description="For a file or unsupervised direction v: unit adds a v; contrast adds "
         "a (d . v) v, with d the training-minus-control mean difference at that layer, so an "
         "oracle or a weight reading steers with the data's own sign and size.",
