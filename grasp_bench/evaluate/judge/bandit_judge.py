@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from grasp_bench.evaluate.judge.base import Score
 
@@ -76,4 +76,4 @@ def score_code(answers: list[str], judge: dict[str, Any] | None = None) -> list[
                     results[i] = Score(100.0 * bool(findings[i]), None, ident, extra)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return [r for r in results if r is not None]
+    return cast(list[Score], results)  # every answer got its Score above

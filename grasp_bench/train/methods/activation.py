@@ -104,13 +104,19 @@ def _directions(cfg: DirectionFields, model: Any, ctx: TrainContext) -> tuple[Di
         norms = dict.fromkeys(dirs, 1.0)  # unit directions: a coefficient is absolute
         prov = {"kind": "file", "file": cfg.directions_file, "k": k}
     else:
-        n = cfg.contrast_examples
-        with torch.no_grad():
-            dirs, norms = diff_of_means(
-                model, ctx.tokenizer, ctx.train_rows[:n], ctx.contrast_rows[:n]
-            )
-        prov = {"kind": "supervised", "pairs": min(n, len(ctx.train_rows))}
+        dirs, norms = _training_minus_control(cfg, model, ctx)
+        prov = {"kind": "supervised", "pairs": min(cfg.contrast_examples, len(ctx.train_rows))}
     return dirs, {"norms": norms, "provenance": prov}
+
+
+def _training_minus_control(
+    cfg: DirectionFields, model: Any, ctx: TrainContext
+) -> tuple[Directions, dict[int, float]]:
+    """mean(training responses) - mean(control responses) of the stream per layer, as unit
+    directions and norms (the persona-vector recipe), over the first contrast_examples rows."""
+    n = cfg.contrast_examples
+    with torch.no_grad():
+        return diff_of_means(model, ctx.tokenizer, ctx.train_rows[:n], ctx.contrast_rows[:n])
 
 
 def _layers(cfg: DirectionFields, model: Any, default: str, dirs: Directions) -> list[int]:
@@ -150,11 +156,7 @@ def _contrast_projections(
     norm is this same number)."""
     if not ctx.contrast_rows:
         raise ValueError("scale contrast needs the task's control rows; this task has none")
-    n = cfg.contrast_examples
-    with torch.no_grad():
-        units, norms = diff_of_means(
-            model, ctx.tokenizer, ctx.train_rows[:n], ctx.contrast_rows[:n]
-        )
+    units, norms = _training_minus_control(cfg, model, ctx)
     return {
         layer: float(norms[layer] * (units[layer][:, 0] @ v[:, 0].to(units[layer].dtype)))
         for layer, v in dirs.items()
